@@ -1,1 +1,86 @@
+//! Kubewarden policy that gives every pod a
+//! `controller.kubernetes.io/pod-deletion-cost` when it is bound to a node.
+//!
+//! This file only wires the waPC entry points; see `evaluate` for the flow.
 
+pub mod binding;
+pub mod cluster;
+pub mod decision;
+pub mod evaluate;
+pub mod objects;
+pub mod selector;
+pub mod settings;
+
+use kubewarden_policy_sdk::settings::SettingsValidationResponse;
+
+#[cfg(target_arch = "wasm32")]
+mod wasm {
+    use crate::cluster::Host;
+    use kubewarden_policy_sdk::wapc_guest as guest;
+
+    /// The waPC host policy-server provides.
+    struct WapcHost;
+
+    impl Host for WapcHost {
+        fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+            guest::host_call("kubewarden", "kubernetes", operation, payload).map_err(|e| {
+                let text = e.to_string();
+                // wapc-guest wraps every host error in this prefix; the
+                // host's own words are what an administrator needs.
+                match text.strip_prefix("Host error: ") {
+                    Some(rest) => rest.to_string(),
+                    None => text,
+                }
+            })
+        }
+
+        fn log(&mut self, payload: &[u8]) {
+            let _ = guest::host_call("kubewarden", "tracing", "log", payload);
+        }
+    }
+
+    #[unsafe(no_mangle)]
+    pub extern "C" fn wapc_init() {
+        guest::register_function("validate", validate);
+        guest::register_function("validate_settings", validate_settings);
+        guest::register_function(
+            "protocol_version",
+            kubewarden_policy_sdk::protocol_version_guest,
+        );
+    }
+
+    fn validate(payload: &[u8]) -> guest::CallResult {
+        let response = crate::evaluate::evaluate(payload, &mut WapcHost);
+        Ok(serde_json::to_vec(&response)?)
+    }
+
+    fn validate_settings(payload: &[u8]) -> guest::CallResult {
+        Ok(serde_json::to_vec(&crate::validate_settings(payload))?)
+    }
+}
+
+/// The `validate_settings` answer. A settings document that does not even
+/// parse is reported as invalid (with the path of the bad field) rather
+/// than as a host error, so policy-server shows the reason.
+pub fn validate_settings(payload: &[u8]) -> SettingsValidationResponse {
+    match settings::parse(payload) {
+        Ok(_) => SettingsValidationResponse {
+            valid: true,
+            message: None,
+        },
+        Err(e) => SettingsValidationResponse {
+            valid: false,
+            message: Some(e),
+        },
+    }
+}
+
+/// serde_json's message without the "at line 1 column 42" suffix, which
+/// means nothing for JSON that was produced by a program.
+pub(crate) fn json_error_text(e: &impl std::fmt::Display) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg,
+    }
+}

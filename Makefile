@@ -1,0 +1,43 @@
+# Build, test and demo entry points. `make demo` and `make test` are the two
+# commands a fresh clone needs.
+
+SHELL := /bin/bash
+WASM_TARGET := wasm32-wasip1
+CARGO ?= cargo
+KWCTL ?= kwctl
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
+SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+
+.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo clean
+
+all: policy.wasm
+
+wasm-target:
+	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+policy.wasm: $(SOURCES) | wasm-target
+	$(CARGO) build --locked --target $(WASM_TARGET) --release -p pod-deletion-cost-policy
+	cp target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm policy.wasm
+	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
+
+annotated-policy.wasm: policy.wasm metadata.yml README.md
+	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+lint:
+	$(CARGO) clippy --locked -p pod-deletion-cost-policy --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p pod-deletion-cost-policy --target $(WASM_TARGET) -- -D warnings
+
+unit-tests:
+	$(CARGO) test --locked -p pod-deletion-cost-policy
+
+test: fmt-check lint unit-tests
+
+clean:
+	$(CARGO) clean
+	rm -f policy.wasm annotated-policy.wasm

@@ -1,0 +1,250 @@
+//! Cluster lookups: the only code that talks to Kubewarden's host
+//! capabilities. The payloads are part of the policy's contract
+//! (administrators write RBAC and kwctl replay sessions from them), so they
+//! are built here and nowhere else.
+
+use crate::objects::{Node, Pod, PodList};
+use crate::selector::Labels;
+use kubewarden_policy_sdk::host_capabilities::kubernetes::{
+    GetResourceRequest, ListResourcesByNamespaceRequest,
+};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeSet;
+
+/// The waPC host as seen by the policy. The wasm entry points use the real
+/// host; tests and fuzzing answer from memory.
+pub trait Host {
+    /// A `kubewarden`/`kubernetes`/`<operation>` host call.
+    fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String>;
+    /// A `kubewarden`/`tracing`/`log` host call; failures are ignored.
+    fn log(&mut self, payload: &[u8]);
+}
+
+/// A failed lookup, phrased for an administrator reading a warning.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupError {
+    pub what: String,
+    pub cause: String,
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot read {}: {}", self.what, self.cause)
+    }
+}
+
+fn masks(fields: &[&str]) -> Option<BTreeSet<String>> {
+    Some(fields.iter().map(|s| s.to_string()).collect())
+}
+
+fn call<T: DeserializeOwned>(
+    host: &mut dyn Host,
+    operation: &str,
+    request: &impl serde::Serialize,
+    what: impl Fn() -> String,
+) -> Result<T, LookupError> {
+    let fail = |cause: String| LookupError {
+        what: what(),
+        cause,
+    };
+    let payload = serde_json::to_vec(request).map_err(|e| fail(e.to_string()))?;
+    let answer = host.kubernetes(operation, &payload).map_err(fail)?;
+    let mut de = serde_json::Deserializer::from_slice(&answer);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        fail(format!(
+            "malformed answer from the cluster at {}: {}",
+            e.path(),
+            crate::json_error_text(e.inner())
+        ))
+    })
+}
+
+/// `get_resource` for a node with the `metadata.labels` mask: spec and
+/// status (with its large image list) stay on the host side. Cached by
+/// policy-server for a few seconds, which node labels tolerate.
+pub fn node_labels(host: &mut dyn Host, node: &str) -> Result<Labels, LookupError> {
+    let req = GetResourceRequest {
+        api_version: "v1".into(),
+        kind: "Node".into(),
+        name: node.into(),
+        namespace: None,
+        disable_cache: false,
+        field_masks: masks(&["metadata.labels"]),
+    };
+    let node: Node = call(host, "get_resource", &req, || format!("node {node:?}"))?;
+    Ok(node.metadata.labels)
+}
+
+/// `get_resource` for the pod being bound. Uncached: the pod was created
+/// moments ago and a cached miss would be wrong.
+pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Pod, LookupError> {
+    let req = GetResourceRequest {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: name.into(),
+        namespace: Some(namespace.into()),
+        disable_cache: true,
+        field_masks: masks(&["spec.priority", "spec.priorityClassName"]),
+    };
+    call(host, "get_resource", &req, || {
+        format!("pod \"{namespace}/{name}\"")
+    })
+}
+
+/// The label selector used to list candidate siblings: the pod's own
+/// labels, sorted by key (a `BTreeMap` iterates sorted), so that every pod
+/// of one ReplicaSet asks with the same selector and policy-server keeps a
+/// single watch for it.
+pub fn sibling_selector(labels: &Labels) -> String {
+    let mut out = String::new();
+    for (k, v) in labels {
+        if !out.is_empty() {
+            out.push(',');
+        }
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+/// `list_resources_by_namespace` for the pods matching `selector`.
+pub fn list_pods(
+    host: &mut dyn Host,
+    namespace: &str,
+    selector: &str,
+) -> Result<Vec<Pod>, LookupError> {
+    let req = ListResourcesByNamespaceRequest {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        namespace: namespace.into(),
+        label_selector: Some(selector.into()),
+        field_selector: None,
+        field_masks: masks(&[
+            "spec.nodeName",
+            "spec.priority",
+            "spec.priorityClassName",
+            "status.phase",
+        ]),
+    };
+    let list: PodList = call(host, "list_resources_by_namespace", &req, || {
+        format!("pods in namespace {namespace:?} with label selector {selector:?}")
+    })?;
+    Ok(list.items)
+}
+
+#[cfg(test)]
+pub mod fake {
+    //! An in-memory host for tests: answers expected calls in order and
+    //! fails loudly on anything else.
+    use super::Host;
+    use serde_json::Value;
+    use std::collections::VecDeque;
+
+    #[derive(Default)]
+    pub struct FakeHost {
+        pub expected: VecDeque<(String, Value, Result<Value, String>)>,
+        pub logs: Vec<Value>,
+    }
+
+    impl FakeHost {
+        pub fn expect(mut self, op: &str, payload: Value, answer: Result<Value, String>) -> Self {
+            self.expected.push_back((op.into(), payload, answer));
+            self
+        }
+        pub fn done(&self) {
+            assert!(
+                self.expected.is_empty(),
+                "host calls not made: {:?}",
+                self.expected
+            );
+        }
+    }
+
+    impl Host for FakeHost {
+        fn kubernetes(&mut self, op: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+            let got: Value = serde_json::from_slice(payload).unwrap();
+            let (want_op, want, answer) = self
+                .expected
+                .pop_front()
+                .unwrap_or_else(|| panic!("unexpected host call {op} {got}"));
+            assert_eq!(op, want_op);
+            assert_eq!(got, want);
+            answer.map(|v| serde_json::to_vec(&v).unwrap())
+        }
+        fn log(&mut self, payload: &[u8]) {
+            self.logs.push(serde_json::from_slice(payload).unwrap());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::FakeHost;
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn node_lookup_payload_and_labels() {
+        let mut host = FakeHost::default().expect(
+            "get_resource",
+            json!({"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}),
+            Ok(json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"a":"b"}}})),
+        );
+        let labels = node_labels(&mut host, "n1").unwrap();
+        assert_eq!(labels.get("a").map(String::as_str), Some("b"));
+        host.done();
+    }
+
+    #[test]
+    fn node_lookup_errors_name_the_node() {
+        let mut host = FakeHost::default().expect(
+            "get_resource",
+            json!({"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}),
+            Err("nodes \"n1\" not found".into()),
+        );
+        assert_eq!(
+            node_labels(&mut host, "n1").unwrap_err().to_string(),
+            "cannot read node \"n1\": nodes \"n1\" not found"
+        );
+        let mut host = FakeHost::default().expect(
+            "get_resource",
+            json!({"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}),
+            Ok(json!({"metadata":{"labels":{"a":7}}})),
+        );
+        assert_eq!(
+            node_labels(&mut host, "n1").unwrap_err().to_string(),
+            "cannot read node \"n1\": malformed answer from the cluster at metadata.labels.a: invalid type: integer `7`, expected a string"
+        );
+    }
+
+    #[test]
+    fn pod_lookup_payload() {
+        let mut host = FakeHost::default().expect(
+            "get_resource",
+            json!({"api_version":"v1","kind":"Pod","name":"p","namespace":"ns","disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]}),
+            Ok(json!({"metadata":{"name":"p","uid":"u"}})),
+        );
+        assert_eq!(pod(&mut host, "ns", "p").unwrap().metadata.uid, "u");
+        host.done();
+    }
+
+    #[test]
+    fn list_payload_and_selector() {
+        let labels = Labels::from([
+            ("pod-template-hash".to_string(), "abc".to_string()),
+            ("app".to_string(), "web".to_string()),
+        ]);
+        let selector = sibling_selector(&labels);
+        assert_eq!(selector, "app=web,pod-template-hash=abc");
+        let mut host = FakeHost::default().expect(
+            "list_resources_by_namespace",
+            json!({"api_version":"v1","kind":"Pod","namespace":"ns","label_selector":"app=web,pod-template-hash=abc","field_selector":null,
+                   "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}),
+            Ok(json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]})),
+        );
+        let pods = list_pods(&mut host, "ns", &selector).unwrap();
+        assert_eq!(pods.len(), 2);
+        host.done();
+    }
+}

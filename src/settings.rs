@@ -1,0 +1,485 @@
+//! Policy settings: parsing and validation.
+//!
+//! `parse` is the single way in: it deserialises with the path of every
+//! field kept (so a type error or an unknown field names where it is) and
+//! then checks what serde cannot, again naming the path.
+
+use crate::selector::{LabelSelector, Labels, validate_dns_subdomain, validate_label_key};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
+const EKS_COMPUTE_TYPE: &str = "eks.amazonaws.com/compute-type";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub rules: Vec<Rule>,
+    pub default_deletion_cost: Option<i32>,
+    pub zones: Option<Zones>,
+    pub placeholders: Option<Placeholders>,
+    pub keep_existing_cost: bool,
+    pub on_lookup_error: OnLookupError,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub name: Option<String>,
+    pub node_selector: LabelSelector,
+    pub deletion_cost: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zones {
+    pub topology_key: String,
+    pub deletion_costs: BTreeMap<String, i32>,
+    pub balance: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placeholders {
+    pub priority_class_names: Vec<String>,
+    pub pod_selector: Option<LabelSelector>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OnLookupError {
+    #[default]
+    Allow,
+    Reject,
+}
+
+impl Default for Settings {
+    /// The reference EKS Hybrid Nodes setup: hybrid nodes cost 1, every
+    /// other pod is left alone.
+    fn default() -> Self {
+        Settings {
+            rules: vec![Rule {
+                name: Some("hybrid".into()),
+                node_selector: LabelSelector {
+                    match_labels: Labels::from([(EKS_COMPUTE_TYPE.into(), "hybrid".into())]),
+                    match_expressions: Vec::new(),
+                },
+                deletion_cost: 1,
+            }],
+            default_deletion_cost: None,
+            zones: None,
+            placeholders: None,
+            keep_existing_cost: false,
+            on_lookup_error: OnLookupError::Allow,
+        }
+    }
+}
+
+impl Settings {
+    /// Whether evaluation needs the pod object, not just the node.
+    pub fn needs_pod(&self) -> bool {
+        self.placeholders.is_some()
+            || self.keep_existing_cost
+            || self.zones.as_ref().is_some_and(|z| z.balance)
+    }
+
+    pub fn balance(&self) -> bool {
+        self.zones.as_ref().is_some_and(|z| z.balance)
+    }
+}
+
+// The wire format. Costs arrive as JSON numbers of any size so that an
+// out-of-range value is reported as such, not silently wrapped or rejected
+// with a bare serde message.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawSettings {
+    rules: Option<Vec<RawRule>>,
+    default_deletion_cost: Option<serde_json::Number>,
+    zones: Option<RawZones>,
+    placeholders: Option<RawPlaceholders>,
+    #[serde(default)]
+    keep_existing_cost: bool,
+    #[serde(default)]
+    on_lookup_error: OnLookupError,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawRule {
+    name: Option<String>,
+    node_selector: Option<LabelSelector>,
+    deletion_cost: Option<serde_json::Number>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawZones {
+    topology_key: Option<String>,
+    #[serde(default)]
+    deletion_costs: BTreeMap<String, serde_json::Number>,
+    #[serde(default)]
+    balance: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RawPlaceholders {
+    #[serde(default)]
+    priority_class_names: Vec<String>,
+    pod_selector: Option<LabelSelector>,
+}
+
+/// Parses and validates settings given as JSON. `null` (what policy-server
+/// sends when a policy has no settings) and `{}` both mean the defaults.
+pub fn parse(json: &[u8]) -> Result<Settings, String> {
+    // serde would also accept a struct written as a sequence, with baffling
+    // messages for a settings list; only a map (or nothing) is settings.
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | Some(b'n') => {}
+        _ => return Err("settings: must be a map of settings (or null)".into()),
+    }
+    let mut de = serde_json::Deserializer::from_slice(json);
+    let raw: Option<RawSettings> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = crate::json_error_text(e.inner());
+        if path == "." {
+            format!("settings: {msg}")
+        } else {
+            format!("{path}: {msg}")
+        }
+    })?;
+    de.end()
+        .map_err(|e| format!("settings: {}", crate::json_error_text(&e)))?;
+    match raw {
+        None => Ok(Settings::default()),
+        Some(raw) => raw.validate(),
+    }
+}
+
+fn int32(n: &serde_json::Number, path: &str) -> Result<i32, String> {
+    n.as_i64()
+        .and_then(|v| i32::try_from(v).ok())
+        .ok_or_else(|| {
+            format!("{path}: {n} is not an int32 (an integer from -2147483648 to 2147483647)")
+        })
+}
+
+impl RawSettings {
+    fn validate(self) -> Result<Settings, String> {
+        let rules = match self.rules {
+            None => Settings::default().rules,
+            Some(raw_rules) => {
+                let mut rules = Vec::with_capacity(raw_rules.len());
+                let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+                for (i, r) in raw_rules.into_iter().enumerate() {
+                    let here = format!("rules[{i}]");
+                    if let Some(name) = &r.name {
+                        if name.is_empty() {
+                            return Err(format!("{here}.name: must not be empty when given"));
+                        }
+                        if let Some(first) = seen.insert(name.clone(), i) {
+                            return Err(format!(
+                                "{here}.name: duplicate rule name {name:?} (already used by rules[{first}])"
+                            ));
+                        }
+                    }
+                    let node_selector = r
+                        .node_selector
+                        .ok_or_else(|| format!("{here}.nodeSelector: missing field"))?;
+                    node_selector.validate(&format!("{here}.nodeSelector"))?;
+                    let cost = r
+                        .deletion_cost
+                        .ok_or_else(|| format!("{here}.deletionCost: missing field"))?;
+                    rules.push(Rule {
+                        name: r.name,
+                        node_selector,
+                        deletion_cost: int32(&cost, &format!("{here}.deletionCost"))?,
+                    });
+                }
+                rules
+            }
+        };
+
+        let default_deletion_cost = self
+            .default_deletion_cost
+            .map(|n| int32(&n, "defaultDeletionCost"))
+            .transpose()?;
+
+        let zones = self
+            .zones
+            .map(|z| -> Result<Zones, String> {
+                let topology_key = z
+                    .topology_key
+                    .unwrap_or_else(|| DEFAULT_TOPOLOGY_KEY.to_string());
+                validate_label_key(&topology_key).map_err(|e| {
+                    format!("zones.topologyKey: invalid label key {topology_key:?}: {e}")
+                })?;
+                let mut deletion_costs = BTreeMap::new();
+                for (zone, n) in &z.deletion_costs {
+                    let here = format!("zones.deletionCosts[{zone:?}]");
+                    if zone.is_empty() {
+                        return Err(format!("{here}: zone name must not be empty"));
+                    }
+                    crate::selector::validate_label_value(zone)
+                        .map_err(|e| format!("{here}: invalid zone (a label value): {e}"))?;
+                    deletion_costs.insert(zone.clone(), int32(n, &here)?);
+                }
+                Ok(Zones {
+                    topology_key,
+                    deletion_costs,
+                    balance: z.balance,
+                })
+            })
+            .transpose()?;
+
+        let placeholders = self
+            .placeholders
+            .map(|p| -> Result<Placeholders, String> {
+                for (i, name) in p.priority_class_names.iter().enumerate() {
+                    validate_dns_subdomain(name).map_err(|e| {
+                        format!(
+                            "placeholders.priorityClassNames[{i}]: invalid priority class name {name:?}: {e}"
+                        )
+                    })?;
+                }
+                if let Some(sel) = &p.pod_selector {
+                    sel.validate("placeholders.podSelector")?;
+                }
+                if p.priority_class_names.is_empty() && p.pod_selector.is_none() {
+                    return Err("placeholders: give priorityClassNames, podSelector or both".into());
+                }
+                Ok(Placeholders {
+                    priority_class_names: p.priority_class_names,
+                    pod_selector: p.pod_selector,
+                })
+            })
+            .transpose()?;
+
+        Ok(Settings {
+            rules,
+            default_deletion_cost,
+            zones,
+            placeholders,
+            keep_existing_cost: self.keep_existing_cost,
+            on_lookup_error: self.on_lookup_error,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse_value(v: serde_json::Value) -> Result<Settings, String> {
+        parse(&serde_json::to_vec(&v).unwrap())
+    }
+
+    fn err(v: serde_json::Value) -> String {
+        parse_value(v).unwrap_err()
+    }
+
+    #[test]
+    fn no_settings_is_the_eks_default() {
+        for empty in [json!(null), json!({})] {
+            let s = parse_value(empty).unwrap();
+            assert_eq!(s, Settings::default());
+            assert_eq!(s.rules.len(), 1);
+            assert_eq!(s.rules[0].deletion_cost, 1);
+            assert_eq!(
+                s.rules[0].node_selector.match_labels.get(EKS_COMPUTE_TYPE),
+                Some(&"hybrid".to_string())
+            );
+            assert!(!s.needs_pod());
+        }
+    }
+
+    #[test]
+    fn empty_rules_means_no_class_cost() {
+        let s = parse_value(json!({"rules": []})).unwrap();
+        assert!(s.rules.is_empty());
+    }
+
+    #[test]
+    fn full_settings() {
+        let s = parse_value(json!({
+            "rules": [{
+                "name": "hybrid",
+                "nodeSelector": {
+                    "matchLabels": {"eks.amazonaws.com/compute-type": "hybrid"},
+                    "matchExpressions": [{"key": "node.kubernetes.io/instance-type", "operator": "NotIn", "values": ["t3.micro"]}]
+                },
+                "deletionCost": 1
+            }],
+            "defaultDeletionCost": 0,
+            "zones": {"topologyKey": "available_zone", "deletionCosts": {"i": 10, "k": 0}, "balance": true},
+            "placeholders": {"priorityClassNames": ["default-priority-class"], "podSelector": {"matchLabels": {"app": "ack-place-holder"}}},
+            "keepExistingCost": true,
+            "onLookupError": "reject"
+        }))
+        .unwrap();
+        assert_eq!(s.default_deletion_cost, Some(0));
+        let z = s.zones.as_ref().unwrap();
+        assert_eq!(z.topology_key, "available_zone");
+        assert_eq!(z.deletion_costs.get("i"), Some(&10));
+        assert!(z.balance);
+        assert!(s.keep_existing_cost);
+        assert_eq!(s.on_lookup_error, OnLookupError::Reject);
+        assert!(s.needs_pod());
+    }
+
+    #[test]
+    fn zones_default_topology_key() {
+        let s = parse_value(json!({"zones": {}})).unwrap();
+        assert_eq!(s.zones.unwrap().topology_key, DEFAULT_TOPOLOGY_KEY);
+    }
+
+    #[test]
+    fn unknown_fields_are_named() {
+        assert_eq!(
+            err(json!({"rulez": []})),
+            "rulez: unknown field `rulez`, expected one of `rules`, `defaultDeletionCost`, `zones`, `placeholders`, `keepExistingCost`, `onLookupError`"
+        );
+        assert_eq!(
+            err(json!({"rules": [{"nodeSelector": {"matchLabel": {}}, "deletionCost": 1}]})),
+            "rules[0].nodeSelector.matchLabel: unknown field `matchLabel`, expected `matchLabels` or `matchExpressions`"
+        );
+        assert_eq!(
+            err(json!({"zones": {"balanced": true}})),
+            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`"
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_named() {
+        assert_eq!(
+            err(json!({"keepExistingCost": "yes"})),
+            "keepExistingCost: invalid type: string \"yes\", expected a boolean"
+        );
+        assert_eq!(
+            err(json!({"onLookupError": "deny"})),
+            "onLookupError: unknown variant `deny`, expected `allow` or `reject`"
+        );
+        assert_eq!(
+            err(json!({"rules": [{"nodeSelector": {}, "deletionCost": "1"}]})),
+            "rules[0].deletionCost: invalid type: string \"1\", expected a JSON number"
+        );
+        assert_eq!(
+            err(json!([1])),
+            "settings: must be a map of settings (or null)"
+        );
+    }
+
+    #[test]
+    fn not_a_map() {
+        for bad in [&b"[]"[..], b"1", b"\"x\"", b"", b"  true"] {
+            assert_eq!(
+                parse(bad).unwrap_err(),
+                "settings: must be a map of settings (or null)"
+            );
+        }
+        assert_eq!(parse(b"{} x").unwrap_err(), "settings: trailing characters");
+        assert_eq!(parse(b"nul").unwrap_err(), "settings: EOF while parsing a value");
+    }
+
+    #[test]
+    fn bad_operator_is_named() {
+        assert_eq!(
+            err(json!({"rules": [
+                {"nodeSelector": {}, "deletionCost": 1},
+                {"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "Equals", "values": ["x"]}]}, "deletionCost": 2}
+            ]})),
+            "rules[1].nodeSelector.matchExpressions[0].operator: \"Equals\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
+        );
+    }
+
+    #[test]
+    fn costs_must_be_int32() {
+        assert_eq!(
+            err(json!({"rules": [{"nodeSelector": {}, "deletionCost": 2147483648u64}]})),
+            "rules[0].deletionCost: 2147483648 is not an int32 (an integer from -2147483648 to 2147483647)"
+        );
+        assert_eq!(
+            err(json!({"defaultDeletionCost": -2147483649i64})),
+            "defaultDeletionCost: -2147483649 is not an int32 (an integer from -2147483648 to 2147483647)"
+        );
+        assert_eq!(
+            err(json!({"defaultDeletionCost": 1.5})),
+            "defaultDeletionCost: 1.5 is not an int32 (an integer from -2147483648 to 2147483647)"
+        );
+        assert_eq!(
+            err(json!({"zones": {"deletionCosts": {"i": 99999999999u64}}})),
+            "zones.deletionCosts[\"i\"]: 99999999999 is not an int32 (an integer from -2147483648 to 2147483647)"
+        );
+        let s = parse_value(json!({"rules": [{"nodeSelector": {}, "deletionCost": -2147483648i64}], "defaultDeletionCost": 2147483647})).unwrap();
+        assert_eq!(s.rules[0].deletion_cost, i32::MIN);
+        assert_eq!(s.default_deletion_cost, Some(i32::MAX));
+    }
+
+    #[test]
+    fn rules_need_selector_and_cost() {
+        assert_eq!(
+            err(json!({"rules": [{"deletionCost": 1}]})),
+            "rules[0].nodeSelector: missing field"
+        );
+        assert_eq!(
+            err(json!({"rules": [{"nodeSelector": {}}]})),
+            "rules[0].deletionCost: missing field"
+        );
+    }
+
+    #[test]
+    fn rule_names_are_unique() {
+        assert_eq!(
+            err(json!({"rules": [
+                {"name": "a", "nodeSelector": {}, "deletionCost": 1},
+                {"name": "b", "nodeSelector": {}, "deletionCost": 1},
+                {"name": "a", "nodeSelector": {}, "deletionCost": 1}
+            ]})),
+            "rules[2].name: duplicate rule name \"a\" (already used by rules[0])"
+        );
+        assert_eq!(
+            err(json!({"rules": [{"name": "", "nodeSelector": {}, "deletionCost": 1}]})),
+            "rules[0].name: must not be empty when given"
+        );
+    }
+
+    #[test]
+    fn label_syntax_is_checked() {
+        assert_eq!(
+            err(
+                json!({"rules": [{"nodeSelector": {"matchLabels": {"bad key!": "x"}}, "deletionCost": 1}]})
+            ),
+            "rules[0].nodeSelector.matchLabels: invalid label key \"bad key!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+        assert_eq!(
+            err(json!({"zones": {"topologyKey": "Zone/x"}})),
+            "zones.topologyKey: invalid label key \"Zone/x\": prefix part must be a lowercase RFC 1123 subdomain: lowercase alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"
+        );
+        assert_eq!(
+            err(json!({"zones": {"deletionCosts": {"zone a": 1}}})),
+            "zones.deletionCosts[\"zone a\"]: invalid zone (a label value): must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+        assert_eq!(
+            err(
+                json!({"rules": [{"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "-no"]}]}, "deletionCost": 1}]})
+            ),
+            "rules[0].nodeSelector.matchExpressions[0].values[1]: invalid label value \"-no\": must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_checked() {
+        assert_eq!(
+            err(json!({"placeholders": {"priorityClassNames": ["Default_Priority"]}})),
+            "placeholders.priorityClassNames[0]: invalid priority class name \"Default_Priority\": must be a lowercase RFC 1123 subdomain: lowercase alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"
+        );
+        assert_eq!(
+            err(
+                json!({"placeholders": {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["x"]}]}}})
+            ),
+            "placeholders.podSelector.matchExpressions[0].values: must be empty when operator is Exists"
+        );
+        assert_eq!(
+            err(json!({"placeholders": {}})),
+            "placeholders: give priorityClassNames, podSelector or both"
+        );
+    }
+}
