@@ -306,3 +306,376 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
         host.log(&bytes);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::fake::FakeHost;
+    use serde_json::json;
+
+    fn node_req(name: &str) -> Value {
+        json!({"api_version":"v1","kind":"Node","name":name,"namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]})
+    }
+
+    fn pod_req(ns: &str, name: &str) -> Value {
+        json!({"api_version":"v1","kind":"Pod","name":name,"namespace":ns,"disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]})
+    }
+
+    fn list_req(ns: &str, selector: &str) -> Value {
+        json!({"api_version":"v1","kind":"Pod","namespace":ns,"label_selector":selector,"field_selector":null,
+               "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]})
+    }
+
+    fn node(labels: Value) -> Value {
+        json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"x","labels":labels}})
+    }
+
+    fn binding_object(pod: &str, node: &str) -> Value {
+        json!({"kind":"Binding","apiVersion":"v1",
+               "metadata":{"name":pod,"namespace":"shop","uid":"b-uid","creationTimestamp":null},
+               "target":{"kind":"Node","name":node}})
+    }
+
+    fn payload(object: Value, settings: Value) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "request": {"uid":"r","kind":{"group":"","version":"v1","kind":"Binding"},
+                        "resource":{"group":"","version":"v1","resource":"pods"},
+                        "subResource":"binding","namespace":"shop","operation":"CREATE",
+                        "userInfo":{"username":"system:kube-scheduler"},"object":object},
+            "settings": settings
+        }))
+        .unwrap()
+    }
+
+    fn run(payload: &[u8], mut host: FakeHost) -> (Response, FakeHost) {
+        let resp = evaluate(payload, &mut host);
+        host.done();
+        (resp, host)
+    }
+
+    fn cost_of(resp: &Response) -> Option<&str> {
+        resp.mutated_object.as_ref()?["metadata"]["annotations"][COST_ANNOTATION].as_str()
+    }
+
+    #[test]
+    fn hybrid_node_gets_cost_one_and_nothing_else_changes() {
+        let object = binding_object("web-1", "mi-1");
+        let host = FakeHost::default().expect(
+            "get_resource",
+            node_req("mi-1"),
+            Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
+        );
+        let (resp, host) = run(&payload(object.clone(), Value::Null), host);
+        assert!(resp.accepted);
+        assert_eq!(resp.warnings, None);
+        let mut expected = object;
+        expected["metadata"]["annotations"] = json!({COST_ANNOTATION: "1"});
+        assert_eq!(resp.mutated_object, Some(expected));
+        let audit = resp.audit_annotations.unwrap();
+        assert_eq!(audit["rule"], "hybrid");
+        assert_eq!(audit["deletion-cost"], "1");
+        assert_eq!(audit["node"], "mi-1");
+        assert_eq!(host.logs.len(), 1);
+        assert_eq!(host.logs[0]["level"], "debug");
+        assert_eq!(host.logs[0]["deletion-cost"], "1");
+    }
+
+    #[test]
+    fn other_nodes_are_left_alone() {
+        let host = FakeHost::default().expect(
+            "get_resource",
+            node_req("ip-1"),
+            Ok(node(json!({"eks.amazonaws.com/compute-type":"ec2"}))),
+        );
+        let (resp, _) = run(&payload(binding_object("web-1", "ip-1"), json!({})), host);
+        assert!(resp.accepted);
+        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.warnings, None);
+        assert_eq!(
+            resp.audit_annotations.unwrap()["decision"],
+            "no rule matches"
+        );
+    }
+
+    #[test]
+    fn not_a_binding_is_accepted_with_a_warning() {
+        let p = serde_json::to_vec(&json!({
+            "request": {"kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Pod","spec":{}}},
+            "settings": {}
+        }))
+        .unwrap();
+        let (resp, _) = run(&p, FakeHost::default());
+        assert!(resp.accepted);
+        assert_eq!(resp.mutated_object, None);
+        assert_eq!(
+            resp.warnings.unwrap(),
+            [
+                "the pod-deletion-cost policy only handles pods/binding CREATE requests; Pod CREATE admitted unchanged"
+            ]
+        );
+        let p = serde_json::to_vec(&json!({
+            "request": {"kind":{"kind":"Binding"},"subResource":"binding","operation":"UPDATE","object":{}},
+            "settings": {}
+        }))
+        .unwrap();
+        let (resp, _) = run(&p, FakeHost::default());
+        assert!(resp.warnings.unwrap()[0].ends_with("Binding UPDATE (binding) admitted unchanged"));
+    }
+
+    #[test]
+    fn lookup_errors_warn_or_reject() {
+        let host = || {
+            FakeHost::default().expect(
+                "get_resource",
+                node_req("mi-1"),
+                Err("nodes \"mi-1\" not found".into()),
+            )
+        };
+        let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host());
+        assert!(resp.accepted);
+        assert_eq!(resp.mutated_object, None);
+        assert_eq!(
+            resp.warnings.unwrap(),
+            [
+                "pod-deletion-cost: cannot read node \"mi-1\": nodes \"mi-1\" not found; the binding is admitted without a deletion cost"
+            ]
+        );
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"onLookupError": "reject"}),
+            ),
+            host(),
+        );
+        assert!(!resp.accepted);
+        assert_eq!(
+            resp.message.unwrap(),
+            "pod-deletion-cost: cannot read node \"mi-1\": nodes \"mi-1\" not found; the binding is rejected (onLookupError: reject)"
+        );
+    }
+
+    #[test]
+    fn malformed_bindings_make_no_host_call() {
+        let mut object = binding_object("web-1", "mi-1");
+        object["target"] = json!({"kind": "Node", "name": ""});
+        let (resp, _) = run(
+            &payload(object, json!({"onLookupError": "reject"})),
+            FakeHost::default(),
+        );
+        assert!(!resp.accepted);
+        assert!(
+            resp.message
+                .unwrap()
+                .contains("the Binding of pod \"shop/web-1\" has a target with an empty node name")
+        );
+        let (resp, _) = run(b"{not json", FakeHost::default());
+        assert!(resp.accepted);
+        assert!(resp.warnings.unwrap()[0].starts_with(
+            "pod-deletion-cost: cannot parse the admission request: key must be a string"
+        ));
+    }
+
+    #[test]
+    fn invalid_settings_at_evaluation_admit_unchanged() {
+        let (resp, _) = run(
+            &payload(binding_object("web-1", "mi-1"), json!({"rules": 3})),
+            FakeHost::default(),
+        );
+        assert!(resp.accepted);
+        assert_eq!(
+            resp.warnings.unwrap(),
+            [
+                "pod-deletion-cost: invalid settings: rules: invalid type: integer `3`, expected a sequence; admitted unchanged"
+            ]
+        );
+    }
+
+    fn ack_settings() -> Value {
+        json!({
+            "rules": [],
+            "zones": {"topologyKey": "available_zone", "deletionCosts": {"i": 10}, "balance": true},
+            "placeholders": {"priorityClassNames": ["default-priority-class"]}
+        })
+    }
+
+    fn rs_pod(name: &str, node: &str, annotations: Value) -> Value {
+        json!({"metadata":{"name":name,"namespace":"shop","uid":format!("uid-{name}"),
+                           "labels":{"app":"web","pod-template-hash":"abc"},"annotations":annotations,
+                           "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-abc","uid":"rs-1","controller":true}]},
+               "spec":{"nodeName":node},"status":{"phase":"Running"}})
+    }
+
+    #[test]
+    fn balance_ranks_within_the_zone() {
+        let mut me = rs_pod("web-new", "", json!(null));
+        me["spec"] = json!({});
+        let mut hold = rs_pod("hold", "n-i-1", json!(null));
+        hold["spec"]["priorityClassName"] = json!("default-priority-class");
+        let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[
+            me.clone(),
+            rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
+            rs_pod("web-b", "n-k-1", json!(null)),
+            rs_pod("web-c", "n-i-2", json!(null)),
+            rs_pod("web-d", "n-k-1", json!(null)),
+            hold,
+        ]});
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web,pod-template-hash=abc"),
+                Ok(list),
+            )
+            .expect(
+                "get_resource",
+                node_req("n-k-1"),
+                Ok(node(json!({"available_zone":"k"}))),
+            )
+            .expect(
+                "get_resource",
+                node_req("n-i-2"),
+                Ok(node(json!({"available_zone":"i"}))),
+            );
+        let (resp, _) = run(
+            &payload(binding_object("web-new", "n-i-1"), ack_settings()),
+            host,
+        );
+        assert!(resp.accepted, "{resp:?}");
+        let ann = &resp.mutated_object.as_ref().unwrap()["metadata"]["annotations"];
+        // web-a holds rank 0, web-c (unranked, zone i) takes 1: the new pod gets 2.
+        assert_eq!(
+            ann,
+            &json!({COST_ANNOTATION: "8", ZONE_ANNOTATION: "i", RANK_ANNOTATION: "2"})
+        );
+        let audit = resp.audit_annotations.unwrap();
+        assert_eq!(audit["siblings"], "4");
+        assert_eq!(audit["rank"], "2");
+    }
+
+    #[test]
+    fn placeholders_are_never_annotated() {
+        let mut hold = rs_pod("hold", "", json!(null));
+        hold["spec"] = json!({"priorityClassName": "default-priority-class", "priority": -1});
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "hold"), Ok(hold));
+        let (resp, _) = run(
+            &payload(binding_object("hold", "n-i-1"), ack_settings()),
+            host,
+        );
+        assert!(resp.accepted);
+        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.audit_annotations.unwrap()["decision"], "placeholder");
+    }
+
+    #[test]
+    fn keep_existing_cost() {
+        let me = rs_pod("web-1", "", json!({COST_ANNOTATION: "42"}));
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("mi-1"),
+                Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-1"), Ok(me));
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"keepExistingCost": true}),
+            ),
+            host,
+        );
+        assert_eq!(resp.mutated_object, None);
+        assert_eq!(
+            resp.audit_annotations.unwrap()["decision"],
+            "existing cost 42 kept"
+        );
+        let me = rs_pod("web-1", "", json!(null));
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("mi-1"),
+                Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-1"), Ok(me));
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"keepExistingCost": true}),
+            ),
+            host,
+        );
+        assert_eq!(cost_of(&resp), Some("1"));
+    }
+
+    #[test]
+    fn pod_list_and_sibling_node_errors() {
+        let me = rs_pod("web-1", "", json!(null));
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect(
+                "get_resource",
+                pod_req("shop", "web-1"),
+                Err("pods \"web-1\" not found".into()),
+            );
+        let (resp, _) = run(
+            &payload(binding_object("web-1", "n-i-1"), ack_settings()),
+            host,
+        );
+        assert!(
+            resp.warnings.unwrap()[0]
+                .contains("cannot read pod \"shop/web-1\": pods \"web-1\" not found")
+        );
+
+        let host = FakeHost::default()
+            .expect("get_resource", node_req("n-i-1"), Ok(node(json!({"available_zone":"i"}))))
+            .expect("get_resource", pod_req("shop", "web-1"), Ok(me.clone()))
+            .expect("list_resources_by_namespace", list_req("shop", "app=web,pod-template-hash=abc"),
+                    Err("pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot list resource \"pods\"".into()));
+        let (resp, _) = run(
+            &payload(binding_object("web-1", "n-i-1"), ack_settings()),
+            host,
+        );
+        assert!(resp.warnings.unwrap()[0].contains("cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": pods is forbidden"));
+
+        let list = json!({"items":[rs_pod("web-2", "gone", json!(null))]});
+        let mut s = ack_settings();
+        s["onLookupError"] = json!("reject");
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web,pod-template-hash=abc"),
+                Ok(list),
+            )
+            .expect(
+                "get_resource",
+                node_req("gone"),
+                Err("nodes \"gone\" not found".into()),
+            );
+        let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), s), host);
+        assert!(!resp.accepted);
+        assert_eq!(
+            resp.message.unwrap(),
+            "pod-deletion-cost: cannot read node \"gone\" (the node of sibling pod \"shop/web-2\"): nodes \"gone\" not found; the binding is rejected (onLookupError: reject)"
+        );
+    }
+}

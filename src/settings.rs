@@ -376,7 +376,10 @@ mod tests {
             );
         }
         assert_eq!(parse(b"{} x").unwrap_err(), "settings: trailing characters");
-        assert_eq!(parse(b"nul").unwrap_err(), "settings: EOF while parsing a value");
+        assert_eq!(
+            parse(b"nul").unwrap_err(),
+            "settings: EOF while parsing a value"
+        );
     }
 
     #[test]
