@@ -3,6 +3,19 @@
 //!
 //! This file only wires the waPC entry points; see `evaluate` for the flow.
 
+// A panic traps the wasm instance: policy-server answers with an opaque
+// error instead of the policy's own warning, and with `failurePolicy: Fail`
+// the pod cannot be scheduled. Every failure must be a value instead.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
 pub mod binding;
 pub mod cluster;
 pub mod decision;
