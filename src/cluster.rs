@@ -49,12 +49,13 @@ fn call<T: DeserializeOwned>(
     };
     let payload = serde_json::to_vec(request).map_err(|e| fail(e.to_string()))?;
     let answer = host.kubernetes(operation, &payload).map_err(fail)?;
-    let mut de = serde_json::Deserializer::from_slice(&answer);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    // Plain serde_json rather than serde_path_to_error here: its message
+    // already names the offending value, and the path-tracking wrapper
+    // would be instantiated once per answer type in the module.
+    serde_json::from_slice(&answer).map_err(|e| {
         fail(format!(
-            "malformed answer from the cluster at {}: {}",
-            e.path(),
-            crate::json_error_text(e.inner())
+            "malformed answer from the cluster: {}",
+            crate::json_error_text(&e)
         ))
     })
 }
@@ -214,7 +215,7 @@ mod tests {
         );
         assert_eq!(
             node_labels(&mut host, "n1").unwrap_err().to_string(),
-            "cannot read node \"n1\": malformed answer from the cluster at metadata.labels.a: invalid type: integer `7`, expected a string"
+            "cannot read node \"n1\": malformed answer from the cluster: invalid type: integer `7`, expected a string"
         );
     }
 

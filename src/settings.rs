@@ -157,7 +157,10 @@ fn int32(n: &serde_json::Number, path: &str) -> Result<i32, String> {
     n.as_i64()
         .and_then(|v| i32::try_from(v).ok())
         .ok_or_else(|| {
-            format!("{path}: {n} is not an int32 (an integer from -2147483648 to 2147483647)")
+            // Printed through serde_json: core's float formatting would
+            // add ~15 KB to the module for this one message.
+            let shown = serde_json::to_string(n).unwrap_or_default();
+            format!("{path}: {shown} is not an int32 (an integer from -2147483648 to 2147483647)")
         })
 }
 
