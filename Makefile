@@ -8,17 +8,32 @@ KWCTL ?= kwctl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo clean
+.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo bench fuzz-smoke size clean
 
 all: policy.wasm
 
 wasm-target:
 	@rustup target list --installed 2>/dev/null | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
+# The features Rust enables by default for wasm32-wasip1; wasm-opt must not
+# assume more than the module already uses.
+WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
+
 policy.wasm: $(SOURCES) | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p pod-deletion-cost-policy
-	cp target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm policy.wasm
+	@if command -v wasm-opt >/dev/null; then \
+		wasm-opt -Oz $(WASM_OPT_FEATURES) --strip-debug --strip-producers \
+			target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm -o policy.wasm; \
+	else \
+		echo "note: wasm-opt (Debian package binaryen) not found; policy.wasm is not post-optimised"; \
+		cp target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm policy.wasm; \
+	fi
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
+
+floor.wasm: floor-guest/src/lib.rs floor-guest/Cargo.toml | wasm-target
+	$(CARGO) build --locked --target $(WASM_TARGET) --release -p floor-guest
+	cp target/$(WASM_TARGET)/release/floor_guest.wasm floor.wasm
 
 annotated-policy.wasm: policy.wasm metadata.yml README.md
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
@@ -40,4 +55,4 @@ test: fmt-check lint unit-tests
 
 clean:
 	$(CARGO) clean
-	rm -f policy.wasm annotated-policy.wasm
+	rm -f policy.wasm annotated-policy.wasm floor.wasm
