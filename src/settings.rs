@@ -41,12 +41,26 @@ pub struct Placeholders {
     pub pod_selector: Option<LabelSelector>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum OnLookupError {
     #[default]
     Allow,
     Reject,
+}
+
+// By hand: serde's derived enum also takes the map form `{reject: null}`,
+// which no administrator means; only the two strings are settings.
+impl<'de> Deserialize<'de> for OnLookupError {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "allow" => Ok(OnLookupError::Allow),
+            "reject" => Ok(OnLookupError::Reject),
+            other => Err(serde::de::Error::unknown_variant(
+                other,
+                &["allow", "reject"],
+            )),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -367,6 +381,21 @@ mod tests {
         assert_eq!(
             err(json!([1])),
             "settings: must be a map of settings (or null)"
+        );
+    }
+
+    #[test]
+    fn on_lookup_error_is_a_string() {
+        // Found by the settings fuzz target: the map form was taken as reject.
+        assert_eq!(
+            err(json!({"onLookupError": {"reject": null}})),
+            "onLookupError: invalid type: map, expected a string"
+        );
+        assert_eq!(
+            parse_value(json!({"onLookupError": "reject"}))
+                .unwrap()
+                .on_lookup_error,
+            OnLookupError::Reject
         );
     }
 
