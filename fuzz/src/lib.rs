@@ -1,0 +1,763 @@
+//! Fuzz harnesses, kept in a library so that `tests/regressions.rs` can
+//! replay saved inputs on the stable toolchain without libFuzzer.
+//!
+//! Both harnesses panic on a broken invariant: libFuzzer records a panic
+//! as a crash, the same as a panic inside the policy.
+
+use arbitrary::{Result, Unstructured};
+use pod_deletion_cost_policy::evaluate::{self, Response};
+use pod_deletion_cost_policy::objects::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
+use pod_deletion_cost_policy::selector::{
+    Operator, validate_dns_subdomain, validate_label_key, validate_label_value,
+};
+use pod_deletion_cost_policy::settings::{self, OnLookupError, Settings};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeSet, VecDeque};
+
+/// `settings` target: any bytes as the settings document.
+pub fn settings(data: &[u8]) {
+    let parsed = settings::parse(data);
+    let answer = pod_deletion_cost_policy::validate_settings(data);
+    assert_eq!(
+        parsed.is_ok(),
+        answer.valid,
+        "parse and validate_settings disagree"
+    );
+    match parsed {
+        Err(e) => {
+            assert!(!e.is_empty(), "an empty settings error");
+            assert_eq!(answer.message.as_deref(), Some(e.as_str()));
+        }
+        Ok(s) => {
+            assert_eq!(answer.message, None);
+            let doc: Value =
+                serde_json::from_slice(data).expect("settings accepted that are not JSON");
+            assert!(
+                doc.is_null() || doc.is_object(),
+                "settings accepted that are not a map: {doc}"
+            );
+            check_settings(&s, &doc);
+        }
+    }
+    serde_json::to_vec(&answer).expect("the validate_settings answer must serialise");
+}
+
+/// What `validate_settings` promises of settings it accepts, re-checked
+/// against the document they came from.
+fn check_settings(s: &Settings, doc: &Value) {
+    let mut names = BTreeSet::new();
+    for rule in &s.rules {
+        if let Some(name) = &rule.name {
+            assert!(!name.is_empty(), "an empty rule name was accepted");
+            assert!(names.insert(name), "duplicate rule name {name:?} accepted");
+        }
+        check_selector(&rule.node_selector);
+    }
+    match doc.get("rules") {
+        None | Some(Value::Null) => assert_eq!(s.rules, Settings::default().rules),
+        Some(Value::Array(rules)) => {
+            assert_eq!(rules.len(), s.rules.len());
+            for (rule, raw) in s.rules.iter().zip(rules) {
+                same_int(rule.deletion_cost, &raw["deletionCost"]);
+            }
+        }
+        Some(other) => panic!("rules accepted as {other}"),
+    }
+    match doc.get("defaultDeletionCost") {
+        None | Some(Value::Null) => assert_eq!(s.default_deletion_cost, None),
+        Some(n) => same_int(
+            s.default_deletion_cost
+                .expect("defaultDeletionCost was dropped"),
+            n,
+        ),
+    }
+    if let Some(z) = &s.zones {
+        validate_label_key(&z.topology_key).expect("an invalid topologyKey was accepted");
+        for (zone, cost) in &z.deletion_costs {
+            assert!(!zone.is_empty(), "an empty zone name was accepted");
+            validate_label_value(zone).expect("an invalid zone name was accepted");
+            same_int(*cost, &doc["zones"]["deletionCosts"][zone]);
+        }
+    }
+    if let Some(p) = &s.placeholders {
+        assert!(
+            !p.priority_class_names.is_empty() || p.pod_selector.is_some(),
+            "empty placeholders accepted"
+        );
+        for name in &p.priority_class_names {
+            validate_dns_subdomain(name).expect("an invalid priority class name was accepted");
+        }
+        if let Some(sel) = &p.pod_selector {
+            check_selector(sel);
+        }
+    }
+    let reject = doc.get("onLookupError") == Some(&json!("reject"));
+    assert_eq!(s.on_lookup_error == OnLookupError::Reject, reject);
+}
+
+fn check_selector(sel: &pod_deletion_cost_policy::selector::LabelSelector) {
+    sel.validate("x").expect("an invalid selector was accepted");
+    for req in &sel.match_expressions {
+        let op = Operator::parse(&req.operator).expect("an invalid operator was accepted");
+        match op {
+            Operator::In | Operator::NotIn => assert!(!req.values.is_empty()),
+            Operator::Exists | Operator::DoesNotExist => assert!(req.values.is_empty()),
+        }
+    }
+}
+
+/// An accepted cost is exactly the integer written, never a wrapped or
+/// rounded one.
+fn same_int(cost: i32, written: &Value) {
+    assert_eq!(
+        written.as_i64(),
+        Some(i64::from(cost)),
+        "cost {cost} accepted from {written}"
+    );
+}
+
+/// A host that answers from a queue, whatever is asked, and times out
+/// once the queue is empty.
+pub struct QueueHost {
+    pub answers: VecDeque<std::result::Result<Vec<u8>, String>>,
+    pub calls: usize,
+}
+
+impl pod_deletion_cost_policy::cluster::Host for QueueHost {
+    fn kubernetes(
+        &mut self,
+        operation: &str,
+        payload: &[u8],
+    ) -> std::result::Result<Vec<u8>, String> {
+        self.calls += 1;
+        assert!(
+            matches!(operation, "get_resource" | "list_resources_by_namespace"),
+            "unexpected host operation {operation}"
+        );
+        let request: Value =
+            serde_json::from_slice(payload).expect("a host call payload that is not JSON");
+        assert_eq!(request["api_version"], "v1");
+        self.answers
+            .pop_front()
+            .unwrap_or_else(|| Err("context deadline exceeded".into()))
+    }
+
+    fn log(&mut self, payload: &[u8]) {
+        let line: Value = serde_json::from_slice(payload).expect("a log line that is not JSON");
+        assert!(line.is_object());
+    }
+}
+
+/// `evaluate` target. Input starting with `{` is raw: the waPC payload,
+/// then host answers, separated by 0xFF bytes (never valid in JSON text),
+/// an answer starting with `!` being a host error. This is how the
+/// fixtures seed the corpus. Anything else is decoded with `arbitrary`
+/// into a structured scenario, which reaches matching and ranking far more
+/// often than mutated JSON text does.
+pub fn evaluate(data: &[u8]) {
+    let (payload, answers) = if data.first() == Some(&b'{') {
+        let mut parts = data.split(|b| *b == 0xFF);
+        let payload = parts.next().unwrap_or_default().to_vec();
+        let answers = parts
+            .map(|a| match a.strip_prefix(b"!") {
+                Some(err) => Err(String::from_utf8_lossy(err).into_owned()),
+                None => Ok(a.to_vec()),
+            })
+            .collect();
+        (payload, answers)
+    } else {
+        let mut u = Unstructured::new(data);
+        match scenario(&mut u) {
+            Ok(s) => s,
+            Err(_) => return,
+        }
+    };
+    run(&payload, answers);
+}
+
+/// Evaluates one payload against the given host answers and checks every
+/// promise the policy makes about its response.
+pub fn run(payload: &[u8], answers: VecDeque<std::result::Result<Vec<u8>, String>>) -> Response {
+    let mut host = QueueHost { answers, calls: 0 };
+    let resp = evaluate::evaluate(payload, &mut host);
+    check_response(payload, &resp);
+    resp
+}
+
+// Mirrors of the request structs in `evaluate`, with the same fields in
+// the same order, so that any payload the policy can read (including a
+// struct written as a JSON array) reads the same here.
+#[derive(Deserialize)]
+struct MirrorPayload<'a> {
+    #[serde(borrow)]
+    request: MirrorRequest<'a>,
+    #[serde(borrow, default)]
+    settings: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct MirrorRequest<'a> {
+    #[serde(default)]
+    #[allow(dead_code)]
+    kind: MirrorKind,
+    #[serde(default, rename = "subResource", alias = "sub_resource")]
+    #[allow(dead_code)]
+    sub_resource: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    operation: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    namespace: String,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize, Default)]
+struct MirrorKind {
+    #[serde(default)]
+    #[allow(dead_code)]
+    kind: String,
+}
+
+pub fn check_response(payload: &[u8], resp: &Response) {
+    serde_json::to_vec(resp).expect("the response must serialise");
+    if !resp.accepted {
+        let mirror: MirrorPayload =
+            serde_json::from_slice(payload).expect("rejected a payload the policy cannot read");
+        let raw = mirror.settings.map_or("null", |s| s.get());
+        let s = settings::parse(raw.as_bytes()).expect("rejected with invalid settings");
+        assert_eq!(
+            s.on_lookup_error,
+            OnLookupError::Reject,
+            "rejected without onLookupError: reject: {resp:?}"
+        );
+        let message = resp.message.as_deref().unwrap_or_default();
+        assert!(
+            message.starts_with("pod-deletion-cost: ")
+                && message.ends_with("; the binding is rejected (onLookupError: reject)"),
+            "rejection message: {message:?}"
+        );
+        assert_eq!(resp.mutated_object, None);
+    }
+    let Some(mutated) = &resp.mutated_object else {
+        return;
+    };
+    assert!(resp.accepted);
+    let mirror: MirrorPayload =
+        serde_json::from_slice(payload).expect("mutated a payload the policy cannot read");
+    let original: Value = serde_json::from_str(
+        mirror
+            .request
+            .object
+            .expect("mutated a request without an object")
+            .get(),
+    )
+    .expect("mutated an object that is not JSON");
+    let audit = resp.audit_annotations.clone().unwrap_or_default();
+    let written = check_only_annotations_added(&original, mutated);
+    assert_eq!(
+        audit.get("deletion-cost"),
+        Some(&written.cost),
+        "the audit annotation disagrees with the cost written"
+    );
+    // Zone and rank are written together, exactly when a rank was given.
+    match audit.get("rank") {
+        Some(rank) => {
+            assert!(
+                is_canonical_int32(rank) && !rank.starts_with('-'),
+                "rank {rank:?} is not a canonical non-negative integer"
+            );
+            assert!(
+                audit.get("zone").is_some_and(|z| !z.is_empty()),
+                "a rank without a zone"
+            );
+            assert_eq!(written.rank.as_ref(), Some(rank));
+            assert_eq!(written.zone.as_ref(), audit.get("zone"));
+        }
+        None => {
+            let had = |key: &str| {
+                original
+                    .get("metadata")
+                    .and_then(|m| m.get("annotations"))
+                    .and_then(|a| a.get(key))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            };
+            assert_eq!(
+                written.zone,
+                had(ZONE_ANNOTATION),
+                "zone written without a rank"
+            );
+            assert_eq!(
+                written.rank,
+                had(RANK_ANNOTATION),
+                "rank written without a zone"
+            );
+        }
+    }
+}
+
+/// The policy's annotations as found on a mutated Binding.
+pub struct Written {
+    pub cost: String,
+    pub zone: Option<String>,
+    pub rank: Option<String>,
+}
+
+/// The mutated Binding equals the original except for the policy's own
+/// keys under `metadata.annotations` (and that map, when it was missing or
+/// null). Returns the policy's annotations as found.
+pub fn check_only_annotations_added(original: &Value, mutated: &Value) -> Written {
+    let mut rest = mutated.clone();
+    let annotations = rest
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+        .and_then(Value::as_object_mut)
+        .expect("a mutated Binding without metadata.annotations");
+    let written = |a: &mut Map<String, Value>, key: &str| {
+        a.remove(key).map(|v| match v {
+            Value::String(s) => s,
+            other => panic!("{key} written as {other}"),
+        })
+    };
+    let cost = written(annotations, COST_ANNOTATION).expect("mutated without a cost");
+    assert!(
+        is_canonical_int32(&cost),
+        "cost {cost:?} is not a canonical int32"
+    );
+    let zone = written(annotations, ZONE_ANNOTATION);
+    let rank = written(annotations, RANK_ANNOTATION);
+    // The policy's keys are set, whatever the Binding carried; put back
+    // what it carried, and the containers it lacked, to compare the rest.
+    let before = original.get("metadata").and_then(|m| m.get("annotations"));
+    match before {
+        None => {
+            assert!(annotations.is_empty());
+            if let Some(m) = rest.get_mut("metadata").and_then(Value::as_object_mut) {
+                m.remove("annotations");
+            }
+        }
+        Some(Value::Null) => {
+            assert!(annotations.is_empty());
+            rest["metadata"]["annotations"] = Value::Null;
+        }
+        Some(Value::Object(had)) => {
+            for key in [COST_ANNOTATION, ZONE_ANNOTATION, RANK_ANNOTATION] {
+                if let Some(v) = had.get(key) {
+                    annotations.insert(key.to_string(), v.clone());
+                }
+            }
+        }
+        Some(other) => panic!("annotated a Binding whose annotations were {other}"),
+    }
+    assert_eq!(
+        &rest, original,
+        "the mutation changed more than annotations"
+    );
+    Written { cost, zone, rank }
+}
+
+/// `^-?(0|[1-9][0-9]*)$` within int32: what the ReplicaSet controller
+/// parses (anything else reads as 0).
+pub fn is_canonical_int32(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let shape = !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits == "0" || !digits.starts_with('0'))
+        && s != "-0";
+    shape && s.parse::<i32>().is_ok()
+}
+
+// ---- structured scenarios ----
+
+/// Mostly words from a small pool, so that names, label keys, zones and
+/// owner UIDs coincide often enough to reach selector matches and ranking.
+fn word(u: &mut Unstructured) -> Result<String> {
+    const POOL: &[&str] = &[
+        "",
+        "a",
+        "i",
+        "k",
+        "h",
+        "web",
+        "n1",
+        "n2",
+        "shop",
+        "rs-1",
+        "rs-2",
+        "uid-1",
+        "uid-2",
+        "hybrid",
+        "Node",
+        "ReplicaSet",
+        "0",
+        "1",
+        "2",
+        "01",
+        "-1",
+        "+1",
+        "2147483647",
+        "-2147483648",
+        "99999999999",
+        "a b",
+        "available_zone",
+        "topology.kubernetes.io/zone",
+        "eks.amazonaws.com/compute-type",
+        "default-priority-class",
+        "app",
+        "ack-place-holder",
+        COST_ANNOTATION,
+        ZONE_ANNOTATION,
+        RANK_ANNOTATION,
+    ];
+    if u.ratio(7u8, 8u8)? {
+        Ok((*u.choose(POOL)?).to_string())
+    } else {
+        u.arbitrary()
+    }
+}
+
+fn any_json(u: &mut Unstructured, depth: u8) -> Result<Value> {
+    let top = if depth == 0 { 4 } else { 6 };
+    Ok(match u.int_in_range(0..=top)? {
+        0 => Value::Null,
+        1 => Value::Bool(u.arbitrary()?),
+        2 => json!(u.arbitrary::<i64>()?),
+        3 => serde_json::Number::from_f64(u.arbitrary()?).map_or(Value::Null, Value::Number),
+        4 => Value::String(word(u)?),
+        5 => {
+            let n = u.int_in_range(0..=3)?;
+            Value::Array(
+                (0..n)
+                    .map(|_| any_json(u, depth - 1))
+                    .collect::<Result<_>>()?,
+            )
+        }
+        _ => {
+            let mut m = Map::new();
+            for _ in 0..u.int_in_range(0..=3)? {
+                m.insert(word(u)?, any_json(u, depth - 1)?);
+            }
+            Value::Object(m)
+        }
+    })
+}
+
+/// Usually what `f` builds, sometimes any JSON value in its place.
+fn or_junk(
+    u: &mut Unstructured,
+    f: impl FnOnce(&mut Unstructured) -> Result<Value>,
+) -> Result<Value> {
+    if u.ratio(1u8, 16u8)? {
+        any_json(u, 2)
+    } else {
+        f(u)
+    }
+}
+
+fn labels(u: &mut Unstructured) -> Result<Value> {
+    or_junk(u, |u| {
+        let mut m = Map::new();
+        for _ in 0..u.int_in_range(0..=4)? {
+            m.insert(word(u)?, Value::String(word(u)?));
+        }
+        Ok(Value::Object(m))
+    })
+}
+
+fn maybe(
+    u: &mut Unstructured,
+    m: &mut Map<String, Value>,
+    key: &str,
+    f: impl FnOnce(&mut Unstructured) -> Result<Value>,
+) -> Result<()> {
+    if u.arbitrary()? {
+        let v = or_junk(u, f)?;
+        m.insert(key.to_string(), v);
+    }
+    Ok(())
+}
+
+fn selector(u: &mut Unstructured) -> Result<Value> {
+    let mut m = Map::new();
+    maybe(u, &mut m, "matchLabels", labels)?;
+    maybe(u, &mut m, "matchExpressions", |u| {
+        let mut exprs = Vec::new();
+        for _ in 0..u.int_in_range(0..=3)? {
+            let mut e = Map::new();
+            e.insert("key".into(), Value::String(word(u)?));
+            let op = *u.choose(&["In", "NotIn", "Exists", "DoesNotExist", "Equals", ""])?;
+            e.insert("operator".into(), json!(op));
+            maybe(u, &mut e, "values", |u| {
+                let n = u.int_in_range(0..=3)?;
+                Ok(Value::Array(
+                    (0..n)
+                        .map(|_| word(u).map(Value::String))
+                        .collect::<Result<_>>()?,
+                ))
+            })?;
+            exprs.push(Value::Object(e));
+        }
+        Ok(Value::Array(exprs))
+    })?;
+    Ok(Value::Object(m))
+}
+
+fn cost(u: &mut Unstructured) -> Result<Value> {
+    Ok(match u.int_in_range(0..=7)? {
+        0 => json!(i32::MIN),
+        1 => json!(i32::MAX),
+        2 => json!(i64::from(i32::MAX) + 1),
+        3 => json!(i64::from(i32::MIN) - 1),
+        4 => json!(u.arbitrary::<i64>()?),
+        5 => json!(1.5),
+        _ => json!(u.int_in_range(-3..=12)?),
+    })
+}
+
+fn settings_doc(u: &mut Unstructured) -> Result<Value> {
+    let mut s = Map::new();
+    maybe(u, &mut s, "rules", |u| {
+        let mut rules = Vec::new();
+        for _ in 0..u.int_in_range(0..=3)? {
+            let mut r = Map::new();
+            maybe(u, &mut r, "name", |u| word(u).map(Value::String))?;
+            if u.ratio(15u8, 16u8)? {
+                r.insert("nodeSelector".into(), selector(u)?);
+            }
+            if u.ratio(15u8, 16u8)? {
+                r.insert("deletionCost".into(), cost(u)?);
+            }
+            rules.push(Value::Object(r));
+        }
+        Ok(Value::Array(rules))
+    })?;
+    maybe(u, &mut s, "defaultDeletionCost", cost)?;
+    maybe(u, &mut s, "zones", |u| {
+        let mut z = Map::new();
+        maybe(u, &mut z, "topologyKey", |u| word(u).map(Value::String))?;
+        maybe(u, &mut z, "deletionCosts", |u| {
+            let mut m = Map::new();
+            for _ in 0..u.int_in_range(0..=3)? {
+                m.insert(word(u)?, cost(u)?);
+            }
+            Ok(Value::Object(m))
+        })?;
+        maybe(u, &mut z, "balance", |u| {
+            Ok(Value::Bool(u.ratio(3u8, 4u8)?))
+        })?;
+        Ok(Value::Object(z))
+    })?;
+    maybe(u, &mut s, "placeholders", |u| {
+        let mut p = Map::new();
+        maybe(u, &mut p, "priorityClassNames", |u| {
+            let n = u.int_in_range(0..=2)?;
+            Ok(Value::Array(
+                (0..n)
+                    .map(|_| word(u).map(Value::String))
+                    .collect::<Result<_>>()?,
+            ))
+        })?;
+        maybe(u, &mut p, "podSelector", selector)?;
+        Ok(Value::Object(p))
+    })?;
+    maybe(u, &mut s, "keepExistingCost", |u| {
+        Ok(Value::Bool(u.arbitrary()?))
+    })?;
+    maybe(u, &mut s, "onLookupError", |u| {
+        Ok(json!(*u.choose(&["allow", "reject", "reject", "deny"])?))
+    })?;
+    if u.ratio(1u8, 32u8)? {
+        s.insert(word(u)?, any_json(u, 1)?);
+    }
+    Ok(Value::Object(s))
+}
+
+fn annotations(u: &mut Unstructured) -> Result<Value> {
+    or_junk(u, |u| {
+        let mut m = Map::new();
+        for _ in 0..u.int_in_range(0..=3)? {
+            let key = *u.choose(&[COST_ANNOTATION, ZONE_ANNOTATION, RANK_ANNOTATION, "other"])?;
+            m.insert(key.into(), Value::String(word(u)?));
+        }
+        Ok(Value::Object(m))
+    })
+}
+
+fn pod(u: &mut Unstructured) -> Result<Value> {
+    let mut meta = Map::new();
+    maybe(u, &mut meta, "name", |u| word(u).map(Value::String))?;
+    maybe(u, &mut meta, "uid", |u| word(u).map(Value::String))?;
+    maybe(u, &mut meta, "labels", labels)?;
+    maybe(u, &mut meta, "annotations", annotations)?;
+    maybe(u, &mut meta, "ownerReferences", |u| {
+        let mut owners = Vec::new();
+        for _ in 0..u.int_in_range(0..=2)? {
+            let mut o = Map::new();
+            o.insert(
+                "kind".into(),
+                json!(*u.choose(&["ReplicaSet", "ReplicaSet", "StatefulSet", ""])?),
+            );
+            o.insert("uid".into(), Value::String(word(u)?));
+            maybe(u, &mut o, "controller", |u| {
+                Ok(Value::Bool(u.ratio(3u8, 4u8)?))
+            })?;
+            owners.push(Value::Object(o));
+        }
+        Ok(Value::Array(owners))
+    })?;
+    if u.ratio(1u8, 8u8)? {
+        meta.insert("deletionTimestamp".into(), json!("2026-01-01T00:00:00Z"));
+    }
+    let mut spec = Map::new();
+    maybe(u, &mut spec, "nodeName", |u| word(u).map(Value::String))?;
+    maybe(u, &mut spec, "priorityClassName", |u| {
+        word(u).map(Value::String)
+    })?;
+    maybe(u, &mut spec, "priority", |u| {
+        Ok(json!(u.int_in_range(-1..=1)?))
+    })?;
+    let mut status = Map::new();
+    maybe(u, &mut status, "phase", |u| {
+        Ok(json!(*u.choose(&[
+            "Running",
+            "Pending",
+            "Succeeded",
+            "Failed",
+            "Unknown"
+        ])?))
+    })?;
+    Ok(json!({"metadata": meta, "spec": spec, "status": status}))
+}
+
+fn binding_request(u: &mut Unstructured) -> Result<Value> {
+    let mut meta = Map::new();
+    maybe(u, &mut meta, "name", |u| word(u).map(Value::String))?;
+    maybe(u, &mut meta, "namespace", |u| word(u).map(Value::String))?;
+    meta.insert("uid".into(), json!("5f0c2a34-0b7e-4c1e-9b1a-6a4f3f0d2c11"));
+    meta.insert("creationTimestamp".into(), Value::Null);
+    maybe(u, &mut meta, "annotations", annotations)?;
+    maybe(u, &mut meta, "labels", labels)?;
+    let mut object = Map::new();
+    object.insert("kind".into(), json!("Binding"));
+    object.insert("apiVersion".into(), json!("v1"));
+    let meta = or_junk(u, |_| Ok(Value::Object(meta)))?;
+    object.insert("metadata".into(), meta);
+    if u.ratio(15u8, 16u8)? {
+        let target = or_junk(u, |u| {
+            let mut t = Map::new();
+            maybe(u, &mut t, "kind", |u| {
+                Ok(json!(*u.choose(&["Node", "Node", "Node", "", "Pod"])?))
+            })?;
+            t.insert("name".into(), Value::String(word(u)?));
+            Ok(Value::Object(t))
+        })?;
+        object.insert("target".into(), target);
+    }
+    if u.ratio(1u8, 16u8)? {
+        object.insert(word(u)?, any_json(u, 2)?);
+    }
+    let pick =
+        |u: &mut Unstructured, usual: &'static str, other: &[&'static str]| -> Result<Value> {
+            Ok(json!(if u.ratio(15u8, 16u8)? {
+                usual
+            } else {
+                *u.choose(other)?
+            }))
+        };
+    let mut req = Map::new();
+    req.insert("uid".into(), json!("0b7e0a5c-1d64-4a57-8f6e-4a2f6f0e8a01"));
+    req.insert(
+        "kind".into(),
+        json!({"group": "", "version": "v1", "kind": pick(u, "Binding", &["Pod", ""])?}),
+    );
+    req.insert("subResource".into(), pick(u, "binding", &["status", ""])?);
+    req.insert(
+        "operation".into(),
+        pick(u, "CREATE", &["UPDATE", "DELETE"])?,
+    );
+    req.insert("namespace".into(), Value::String(word(u)?));
+    req.insert("object".into(), or_junk(u, |_| Ok(Value::Object(object)))?);
+    Ok(Value::Object(req))
+}
+
+fn answer(u: &mut Unstructured) -> Result<std::result::Result<Vec<u8>, String>> {
+    let json_bytes = |v: Value| serde_json::to_vec(&v).unwrap_or_default();
+    Ok(match u.int_in_range(0..=9)? {
+        0..=2 => Ok(json_bytes(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": word(u)?, "labels": labels(u)?}
+        }))),
+        3 | 4 => Ok(json_bytes(pod(u)?)),
+        5 | 6 => {
+            let n = u.int_in_range(0..=5)?;
+            let items = (0..n).map(|_| pod(u)).collect::<Result<Vec<_>>>()?;
+            Ok(json_bytes(
+                json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": items}),
+            ))
+        }
+        7 => Ok(json_bytes(any_json(u, 3)?)),
+        8 => Ok(u.arbitrary::<Vec<u8>>()?),
+        _ => Err(u.choose(&[
+            "nodes \"n1\" not found",
+            "pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot list resource \"pods\"",
+            "context deadline exceeded",
+            "",
+        ])?
+        .to_string()),
+    })
+}
+
+type Scenario = (Vec<u8>, VecDeque<std::result::Result<Vec<u8>, String>>);
+
+fn scenario(u: &mut Unstructured) -> Result<Scenario> {
+    let request = match u.int_in_range(0..=15)? {
+        0 => Value::String(u.arbitrary()?),
+        1 => any_json(u, 3)?,
+        _ => binding_request(u)?,
+    };
+    let settings = match u.int_in_range(0..=7)? {
+        0 => None,
+        1 => Some("null".to_string()),
+        2 => Some(u.arbitrary::<String>()?),
+        _ => Some(serde_json::to_string(&settings_doc(u)?).unwrap_or_default()),
+    };
+    let request = serde_json::to_string(&request).unwrap_or_default();
+    let payload = match settings {
+        None => format!("{{\"request\":{request}}}"),
+        Some(s) => format!("{{\"request\":{request},\"settings\":{s}}}"),
+    };
+    let n = u.int_in_range(0..=8)?;
+    let answers = (0..n).map(|_| answer(u)).collect::<Result<_>>()?;
+    Ok((payload.into_bytes(), answers))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_int32() {
+        for ok in ["0", "1", "-1", "2147483647", "-2147483648", "10"] {
+            assert!(is_canonical_int32(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-",
+            "-0",
+            "+1",
+            "01",
+            "-01",
+            "1.0",
+            " 1",
+            "2147483648",
+            "-2147483649",
+            "1e3",
+        ] {
+            assert!(!is_canonical_int32(bad), "{bad}");
+        }
+    }
+}
