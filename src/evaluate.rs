@@ -678,4 +678,293 @@ mod tests {
             "pod-deletion-cost: cannot read node \"gone\" (the node of sibling pod \"shop/web-2\"): nodes \"gone\" not found; the binding is rejected (onLookupError: reject)"
         );
     }
+
+    // ---- bad input: each test backs a row of docs/bad-input.md ----
+
+    const ADMITTED: &str = "; the binding is admitted without a deletion cost";
+
+    fn warned(resp: Response) -> String {
+        assert!(resp.accepted, "{resp:?}");
+        assert_eq!(resp.mutated_object, None);
+        let mut warnings = resp.warnings.expect("a warning");
+        assert_eq!(warnings.len(), 1);
+        warnings.remove(0)
+    }
+
+    fn rejected(resp: Response) -> String {
+        assert!(!resp.accepted, "{resp:?}");
+        assert_eq!(resp.mutated_object, None);
+        resp.message.expect("a message")
+    }
+
+    fn hybrid_node(name: &str) -> FakeHost {
+        FakeHost::default().expect(
+            "get_resource",
+            node_req(name),
+            Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
+        )
+    }
+
+    #[test]
+    fn bad_input_missing_request() {
+        let (resp, _) = run(br#"{"settings":{}}"#, FakeHost::default());
+        assert_eq!(
+            warned(resp),
+            "pod-deletion-cost: cannot parse the admission request: missing field `request`; admitted unchanged"
+        );
+    }
+
+    #[test]
+    fn bad_input_missing_object() {
+        let p = serde_json::to_vec(&json!({
+            "request": {"kind":{"kind":"Binding"},"subResource":"binding","operation":"CREATE","namespace":"shop"},
+            "settings": {"onLookupError": "reject"}
+        }))
+        .unwrap();
+        let (resp, _) = run(&p, FakeHost::default());
+        assert_eq!(
+            rejected(resp),
+            "pod-deletion-cost: the request has no object (the Binding); the binding is rejected (onLookupError: reject)"
+        );
+    }
+
+    #[test]
+    fn bad_input_object_number_out_of_range() {
+        // Syntactically valid JSON that no JSON number type can hold.
+        let p = br#"{"request":{"kind":{"kind":"Binding"},"subResource":"binding","operation":"CREATE","namespace":"shop",
+            "object":{"metadata":{"name":"web-1"},"target":{"name":"mi-1"},"x":1e400}}}"#;
+        let (resp, _) = run(p, FakeHost::default());
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: the Binding is not valid JSON: number out of range{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_missing_target() {
+        let mut object = binding_object("web-1", "mi-1");
+        object.as_object_mut().unwrap().remove("target");
+        let (resp, _) = run(&payload(object, json!({})), FakeHost::default());
+        assert_eq!(
+            warned(resp),
+            format!("pod-deletion-cost: the Binding of pod \"shop/web-1\" has no target{ADMITTED}")
+        );
+    }
+
+    #[test]
+    fn bad_input_target_kind_not_node() {
+        let mut object = binding_object("web-1", "mi-1");
+        object["target"]["kind"] = json!("Pod");
+        let (resp, _) = run(&payload(object, json!({})), FakeHost::default());
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: the Binding of pod \"shop/web-1\" targets a \"Pod\", not a Node{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_empty_node_name() {
+        let (resp, _) = run(
+            &payload(binding_object("web-1", ""), json!({})),
+            FakeHost::default(),
+        );
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: the Binding of pod \"shop/web-1\" has a target with an empty node name{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_annotations_not_an_object() {
+        let mut object = binding_object("web-1", "mi-1");
+        object["metadata"]["annotations"] = json!(["x"]);
+        let (resp, _) = run(&payload(object, json!({})), hybrid_node("mi-1"));
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: the Binding's metadata.annotations is not an object{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_rbac_denied_node() {
+        let denied = "nodes \"mi-1\" is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot get resource \"nodes\" in API group \"\" at the cluster scope";
+        let host = FakeHost::default().expect("get_resource", node_req("mi-1"), Err(denied.into()));
+        let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host);
+        assert_eq!(
+            warned(resp),
+            format!("pod-deletion-cost: cannot read node \"mi-1\": {denied}{ADMITTED}")
+        );
+    }
+
+    #[test]
+    fn bad_input_host_timeout() {
+        let host = FakeHost::default().expect(
+            "get_resource",
+            node_req("mi-1"),
+            Err("context deadline exceeded".into()),
+        );
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"onLookupError": "reject"}),
+            ),
+            host,
+        );
+        assert_eq!(
+            rejected(resp),
+            "pod-deletion-cost: cannot read node \"mi-1\": context deadline exceeded; the binding is rejected (onLookupError: reject)"
+        );
+    }
+
+    #[test]
+    fn bad_input_non_string_label_values() {
+        let host = FakeHost::default().expect(
+            "get_resource",
+            node_req("mi-1"),
+            Ok(node(json!({"eks.amazonaws.com/compute-type": true}))),
+        );
+        let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host);
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: cannot read node \"mi-1\": malformed answer from the cluster: invalid type: boolean `true`, expected a string{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_node_answer_not_json() {
+        let mut host = FakeHost::default();
+        // FakeHost answers with JSON values; a JSON string is still not a Node.
+        host.expected
+            .push_back(("get_resource".into(), node_req("mi-1"), Ok(json!("<html>"))));
+        let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host);
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: cannot read node \"mi-1\": malformed answer from the cluster: invalid type: string \"<html>\", expected struct Node{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_huge_label_maps() {
+        let mut labels: serde_json::Map<String, Value> = (0..20_000)
+            .map(|i| (format!("example.com/label-{i}"), json!("x".repeat(63))))
+            .collect();
+        labels.insert("eks.amazonaws.com/compute-type".into(), json!("hybrid"));
+        let host = FakeHost::default().expect(
+            "get_resource",
+            node_req("mi-1"),
+            Ok(node(Value::Object(labels))),
+        );
+        let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host);
+        assert_eq!(resp.warnings, None);
+        assert_eq!(cost_of(&resp), Some("1"));
+    }
+
+    #[test]
+    fn bad_input_pod_non_string_annotation() {
+        let mut me = rs_pod("web-1", "", json!(null));
+        me["metadata"]["annotations"] = json!({COST_ANNOTATION: 5});
+        let host = hybrid_node("mi-1").expect("get_resource", pod_req("shop", "web-1"), Ok(me));
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"keepExistingCost": true}),
+            ),
+            host,
+        );
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: cannot read pod \"shop/web-1\": malformed answer from the cluster: invalid type: integer `5`, expected a string{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
+    fn bad_input_invalid_existing_cost_kept() {
+        // keepExistingCost keeps whatever the pod carries; the controller
+        // reads an unparsable value as 0, as it would without this policy.
+        let me = rs_pod("web-1", "", json!({COST_ANNOTATION: "abc"}));
+        let host = hybrid_node("mi-1").expect("get_resource", pod_req("shop", "web-1"), Ok(me));
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"keepExistingCost": true}),
+            ),
+            host,
+        );
+        assert!(resp.accepted);
+        assert_eq!(resp.warnings, None);
+        assert_eq!(resp.mutated_object, None);
+        assert_eq!(
+            resp.audit_annotations.unwrap()["decision"],
+            "existing cost abc kept"
+        );
+    }
+
+    #[test]
+    fn bad_input_malformed_sibling_rank() {
+        let me = rs_pod("web-new", "", json!(null));
+        let list = json!({"items": [
+            rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "01"})),
+            rs_pod("web-b", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "-1"})),
+            rs_pod("web-c", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
+        ]});
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web,pod-template-hash=abc"),
+                Ok(list),
+            );
+        let (resp, _) = run(
+            &payload(binding_object("web-new", "n-i-1"), ack_settings()),
+            host,
+        );
+        assert_eq!(resp.warnings, None);
+        // web-c holds 0; web-a and web-b count as unranked and take 1 and 2.
+        let ann = &resp.mutated_object.as_ref().unwrap()["metadata"]["annotations"];
+        assert_eq!(ann[RANK_ANNOTATION], "3");
+        assert_eq!(ann[COST_ANNOTATION], "7");
+    }
+
+    #[test]
+    fn bad_input_pod_list_malformed() {
+        let me = rs_pod("web-1", "", json!(null));
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web,pod-template-hash=abc"),
+                Ok(json!({"items": {"web-2": {}}})),
+            );
+        let mut settings = ack_settings();
+        settings["onLookupError"] = json!("reject");
+        let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), settings), host);
+        assert_eq!(
+            rejected(resp),
+            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: invalid type: map, expected a sequence; the binding is rejected (onLookupError: reject)"
+        );
+    }
 }

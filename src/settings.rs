@@ -517,4 +517,70 @@ mod tests {
             "placeholders: give priorityClassNames, podSelector or both"
         );
     }
+
+    // ---- bad input: each test backs a row of docs/bad-input.md ----
+
+    #[test]
+    fn bad_input_operator_values() {
+        assert_eq!(
+            err(
+                json!({"rules": [{"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}, "deletionCost": 1}]})
+            ),
+            "rules[0].nodeSelector.matchExpressions[0].values: must be non-empty when operator is In"
+        );
+        assert_eq!(
+            err(
+                json!({"rules": [{"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "Exists", "values": ["x"]}]}, "deletionCost": 1}]})
+            ),
+            "rules[0].nodeSelector.matchExpressions[0].values: must be empty when operator is Exists"
+        );
+    }
+
+    #[test]
+    fn bad_input_invalid_label_value() {
+        assert_eq!(
+            err(
+                json!({"rules": [{"nodeSelector": {"matchLabels": {"a": "bad value"}}, "deletionCost": 1}]})
+            ),
+            "rules[0].nodeSelector.matchLabels[\"a\"]: invalid label value \"bad value\": must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+    }
+
+    #[test]
+    fn bad_input_cost_float_forms() {
+        // JSON's -0 and exponent forms are floats, whatever their value.
+        assert_eq!(
+            parse(br#"{"defaultDeletionCost": -0}"#).unwrap_err(),
+            "defaultDeletionCost: -0.0 is not an int32 (an integer from -2147483648 to 2147483647)"
+        );
+        assert_eq!(
+            parse(br#"{"defaultDeletionCost": 1e3}"#).unwrap_err(),
+            "defaultDeletionCost: 1000.0 is not an int32 (an integer from -2147483648 to 2147483647)"
+        );
+    }
+
+    #[test]
+    fn bad_input_empty_zone_name() {
+        assert_eq!(
+            err(json!({"zones": {"deletionCosts": {"": 1}}})),
+            "zones.deletionCosts[\"\"]: zone name must not be empty"
+        );
+    }
+
+    #[test]
+    fn bad_input_duplicate_settings_field() {
+        assert_eq!(
+            parse(br#"{"rules": [], "rules": []}"#).unwrap_err(),
+            "settings: duplicate field `rules`"
+        );
+    }
+
+    #[test]
+    fn bad_input_rules_null() {
+        // null is how YAML writes an absent value: the EKS default applies.
+        assert_eq!(
+            parse_value(json!({"rules": null})).unwrap(),
+            Settings::default()
+        );
+    }
 }
