@@ -257,6 +257,11 @@ impl RawSettings {
                     })?;
                 }
                 if let Some(sel) = &p.pod_selector {
+                    // An empty selector matches every pod: every pod would be
+                    // a placeholder and the policy would do nothing.
+                    if sel.match_labels.is_empty() && sel.match_expressions.is_empty() {
+                        return Err("placeholders.podSelector: must not be empty (an empty selector matches every pod)".into());
+                    }
                     sel.validate("placeholders.podSelector")?;
                 }
                 if p.priority_class_names.is_empty() && p.pod_selector.is_none() {
@@ -511,6 +516,10 @@ mod tests {
                 json!({"placeholders": {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists", "values": ["x"]}]}}})
             ),
             "placeholders.podSelector.matchExpressions[0].values: must be empty when operator is Exists"
+        );
+        assert_eq!(
+            err(json!({"placeholders": {"podSelector": {}}})),
+            "placeholders.podSelector: must not be empty (an empty selector matches every pod)"
         );
         assert_eq!(
             err(json!({"placeholders": {}})),
