@@ -157,7 +157,14 @@ impl pod_deletion_cost_policy::cluster::Host for QueueHost {
 /// into a structured scenario, which reaches matching and ranking far more
 /// often than mutated JSON text does.
 pub fn evaluate(data: &[u8]) {
-    let (payload, answers) = if data.first() == Some(&b'{') {
+    if let Some((payload, answers)) = decode(data) {
+        run(&payload, answers);
+    }
+}
+
+/// The payload and host answers an `evaluate` input stands for.
+pub fn decode(data: &[u8]) -> Option<Scenario> {
+    if data.first() == Some(&b'{') {
         let mut parts = data.split(|b| *b == 0xFF);
         let payload = parts.next().unwrap_or_default().to_vec();
         let answers = parts
@@ -166,15 +173,10 @@ pub fn evaluate(data: &[u8]) {
                 None => Ok(a.to_vec()),
             })
             .collect();
-        (payload, answers)
+        Some((payload, answers))
     } else {
-        let mut u = Unstructured::new(data);
-        match scenario(&mut u) {
-            Ok(s) => s,
-            Err(_) => return,
-        }
-    };
-    run(&payload, answers);
+        scenario(&mut Unstructured::new(data)).ok()
+    }
 }
 
 /// Evaluates one payload against the given host answers and checks every
@@ -709,7 +711,7 @@ fn answer(u: &mut Unstructured) -> Result<std::result::Result<Vec<u8>, String>> 
     })
 }
 
-type Scenario = (Vec<u8>, VecDeque<std::result::Result<Vec<u8>, String>>);
+pub type Scenario = (Vec<u8>, VecDeque<std::result::Result<Vec<u8>, String>>);
 
 fn scenario(u: &mut Unstructured) -> Result<Scenario> {
     let request = match u.int_in_range(0..=15)? {

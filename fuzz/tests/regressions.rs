@@ -41,3 +41,42 @@ fn evaluate_inputs() {
     ) + replay("seeds/evaluate", pod_deletion_cost_policy_fuzz::evaluate);
     assert!(n > 0, "no evaluate inputs found");
 }
+
+/// What a corpus exercises, for the figures in README.md:
+/// `cargo test --test regressions -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn corpus_outcomes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus/evaluate");
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for entry in fs::read_dir(dir).expect("a corpus/evaluate directory") {
+        // A running fuzzer replaces inputs as it reduces them.
+        let Ok(data) = fs::read(entry.expect("an entry").path()) else {
+            continue;
+        };
+        *counts.entry("inputs").or_default() += 1;
+        let Some((payload, answers)) = pod_deletion_cost_policy_fuzz::decode(&data) else {
+            *counts.entry("undecodable").or_default() += 1;
+            continue;
+        };
+        let resp = pod_deletion_cost_policy_fuzz::run(&payload, answers);
+        let audit = resp.audit_annotations.unwrap_or_default();
+        let outcome = if !resp.accepted {
+            "rejected"
+        } else if resp.mutated_object.is_some() {
+            "annotated"
+        } else if resp.warnings.is_some() {
+            "warned"
+        } else {
+            "left unchanged"
+        };
+        *counts.entry(outcome).or_default() += 1;
+        if audit.contains_key("rank") {
+            *counts.entry("annotated with a rank").or_default() += 1;
+        }
+        if audit.get("siblings").is_some_and(|n| n != "0") {
+            *counts.entry("with siblings").or_default() += 1;
+        }
+    }
+    println!("{counts:#?}");
+}
