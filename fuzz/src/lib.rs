@@ -90,6 +90,10 @@ fn check_settings(s: &Settings, doc: &Value) {
             validate_dns_subdomain(name).expect("an invalid priority class name was accepted");
         }
         if let Some(sel) = &p.pod_selector {
+            assert!(
+                !sel.match_labels.is_empty() || !sel.match_expressions.is_empty(),
+                "an empty podSelector would make every pod a placeholder"
+            );
             check_selector(sel);
         }
     }
