@@ -1,1 +1,6 @@
+//! End-to-end support for the pod-deletion-cost policy: the compiled
+//! `policy.wasm` driven through waPC in wasmtime, as policy-server runs it.
 
+pub mod engine;
+pub mod memory;
+pub mod sim;

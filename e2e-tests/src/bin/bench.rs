@@ -1,0 +1,422 @@
+//! Cost per `validate` call of `policy.wasm` inside wasmtime through waPC,
+//! as policy-server runs it, next to a floor module that does the least a
+//! context-aware binding policy can do.
+//!
+//! Host answers are pre-serialised and served from memory so that the
+//! numbers are the guest's, not the responder's.
+
+use anyhow::{Context, Result, bail};
+use e2e_tests::engine::{HostResponder, Policy};
+use e2e_tests::memory::{TrackedMemory, tracking_engine};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// Answers host calls by exact payload, from pre-serialised bytes.
+#[derive(Default)]
+struct Canned(HashMap<Vec<u8>, Vec<u8>>);
+
+impl Canned {
+    fn with(mut self, request: Value, answer: Value) -> Self {
+        self.0.insert(
+            serde_json::to_vec(&request).unwrap_or_default(),
+            serde_json::to_vec(&answer).unwrap_or_default(),
+        );
+        self
+    }
+}
+
+impl HostResponder for Canned {
+    fn call(&mut self, _operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        self.0
+            .get(payload)
+            .cloned()
+            .ok_or_else(|| format!("no canned answer for {}", String::from_utf8_lossy(payload)))
+    }
+}
+
+fn node_req(name: &str) -> Value {
+    json!({"api_version":"v1","kind":"Node","name":name,"namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]})
+}
+
+fn fixture(path: &str) -> Result<Value> {
+    let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path);
+    let text =
+        std::fs::read_to_string(&full).with_context(|| format!("reading {}", full.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+fn request_of(review: Value) -> Value {
+    e2e_tests::engine::admission_request(review)
+}
+
+struct Scenario {
+    name: String,
+    payload: Vec<u8>,
+    host: Canned,
+    iterations: usize,
+}
+
+fn payload(request: &Value, settings: &Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({"request": request, "settings": settings})).unwrap_or_default()
+}
+
+fn rs_pod(i: usize, node: &str, zone: &str, rank: usize) -> Value {
+    json!({"apiVersion":"v1","kind":"Pod","metadata":{
+        "name": format!("web-6d9c7b8f5d-{i:05}"), "namespace":"shop", "uid": format!("uid-{i}"),
+        "resourceVersion":"1", "creationTimestamp":"2026-11-01T00:00:00Z",
+        "labels":{"app":"web","pod-template-hash":"6d9c7b8f5d"},
+        "annotations":{"controller.kubernetes.io/pod-deletion-cost": (-(rank as i64)).to_string(),
+                       "pod-deletion-cost.kubewarden.io/zone": zone,
+                       "pod-deletion-cost.kubewarden.io/rank": rank.to_string(),
+                       "kubectl.kubernetes.io/restartedAt":"2026-11-01T00:00:00Z"},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-6d9c7b8f5d","uid":"rs-uid","controller":true,"blockOwnerDeletion":true}]},
+      "spec":{"nodeName":node,"priority":0},"status":{"phase":"Running"}})
+}
+
+/// Zone balance with `n` siblings spread over three zones, all already
+/// annotated by the policy (the steady state: no sibling node lookups).
+fn balance(n: usize) -> Result<Scenario> {
+    let mut request = request_of(fixture(
+        "../shared/fixtures/requests/binding-to-ack-zone-k-node.json",
+    )?);
+    request["object"]["metadata"]["name"] = json!("web-6d9c7b8f5d-new");
+    let node = fixture("../shared/fixtures/nodes/cn-beijing.192.168.2.17.json")?;
+    let settings = json!({"rules": [], "zones": {"topologyKey": "available_zone", "balance": true},
+                          "placeholders": {"priorityClassNames": ["default-priority-class"]}});
+    let me = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-6d9c7b8f5d-new","namespace":"shop","uid":"uid-new",
+        "labels":{"app":"web","pod-template-hash":"6d9c7b8f5d"},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-6d9c7b8f5d","uid":"rs-uid","controller":true}]},
+        "spec":{"priority":0}});
+    let zones = ["i", "k", "h"];
+    let items: Vec<Value> = (0..n)
+        .map(|i| rs_pod(i, &format!("node-{}", i % 30), zones[i % 3], i / 3))
+        .collect();
+    let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"1"},"items":items});
+    let target = request["object"]["target"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let host = Canned::default()
+        .with(node_req(&target), node)
+        .with(json!({"api_version":"v1","kind":"Pod","name":"web-6d9c7b8f5d-new","namespace":"shop","disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]}), me)
+        .with(json!({"api_version":"v1","kind":"Pod","namespace":"shop","label_selector":"app=web,pod-template-hash=6d9c7b8f5d","field_selector":null,
+                     "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}), list);
+    Ok(Scenario {
+        name: format!("6. zone balance, {n} siblings"),
+        payload: payload(&request, &settings),
+        host,
+        iterations: (200_000 / (n + 10)).clamp(50, 20_000),
+    })
+}
+
+fn scenarios(iterations: usize) -> Result<Vec<Scenario>> {
+    let hybrid = request_of(fixture(
+        "../shared/fixtures/requests/binding-to-hybrid-node.json",
+    )?);
+    let ec2 = request_of(fixture(
+        "../shared/fixtures/requests/binding-to-ec2-node.json",
+    )?);
+    let pod = request_of(fixture(
+        "../shared/fixtures/requests/pod-create-not-a-binding.json",
+    )?);
+    let hybrid_node = fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
+    let ec2_node =
+        fixture("../shared/fixtures/nodes/ip-10-42-108-174.us-west-2.compute.internal.json")?;
+    let mut invalid = hybrid.clone();
+    invalid["object"]["target"] = json!({"kind": "Pod", "name": ""});
+    let mut out = vec![
+        Scenario {
+            name: "1. hybrid node hit (default settings)".into(),
+            payload: payload(&hybrid, &Value::Null),
+            host: Canned::default().with(node_req("mi-0ebe45e33a53e04f2"), hybrid_node),
+            iterations,
+        },
+        Scenario {
+            name: "2. no rule matches (EC2 node)".into(),
+            payload: payload(&ec2, &Value::Null),
+            host: Canned::default().with(
+                node_req("ip-10-42-108-174.us-west-2.compute.internal"),
+                ec2_node,
+            ),
+            iterations,
+        },
+        Scenario {
+            name: "3. not a binding (Pod CREATE)".into(),
+            payload: payload(&pod, &Value::Null),
+            host: Canned::default(),
+            iterations,
+        },
+        Scenario {
+            name: "4. invalid request (target not a Node)".into(),
+            payload: payload(&invalid, &Value::Null),
+            host: Canned::default(),
+            iterations,
+        },
+    ];
+    for n in [10, 100, 1_000, 10_000] {
+        out.push(balance(n)?);
+    }
+    Ok(out)
+}
+
+fn twenty_rules() -> Value {
+    let rules: Vec<Value> = (0..20)
+        .map(|i| json!({"name": format!("class-{i}"),
+            "nodeSelector": {"matchLabels": {"example.com/class": format!("c{i}")},
+                             "matchExpressions": [{"key": "node.kubernetes.io/instance-type", "operator": "NotIn", "values": ["t3.micro", "t3.nano"]},
+                                                  {"key": "example.com/tier", "operator": "Exists"}]},
+            "deletionCost": i * 10}))
+        .collect();
+    json!({"rules": rules, "defaultDeletionCost": 0,
+           "zones": {"topologyKey": "available_zone", "deletionCosts": {"i": 10, "k": 0, "h": -5}, "balance": true},
+           "placeholders": {"priorityClassNames": ["default-priority-class"], "podSelector": {"matchLabels": {"app": "ack-place-holder"}}},
+           "keepExistingCost": true, "onLookupError": "allow"})
+}
+
+#[derive(Clone, Copy)]
+struct Stats {
+    median: Duration,
+    p99: Duration,
+    mean: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let n = samples.len().max(1);
+    let pick = |q: f64| samples[((n as f64 - 1.0) * q).round() as usize];
+    Stats {
+        median: pick(0.5),
+        p99: pick(0.99),
+        mean: samples.iter().sum::<Duration>() / n as u32,
+    }
+}
+
+/// Times `iterations` calls one by one after a warm-up.
+fn measure(mut call: impl FnMut() -> Result<()>, iterations: usize) -> Result<Stats> {
+    for _ in 0..(iterations / 10).clamp(5, 2_000) {
+        call()?;
+    }
+    let mut samples = Vec::with_capacity(iterations);
+    for _ in 0..iterations {
+        let start = Instant::now();
+        call()?;
+        samples.push(start.elapsed());
+    }
+    Ok(stats(samples))
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn run_validate(policy: &Policy, payload: &[u8], host: Canned) -> Result<Canned> {
+    let (out, host) = policy.validate_raw(payload, host)?;
+    // A wrong canned answer shows up as a warning: refuse to time that.
+    if out.windows(10).any(|w| w == b"\"warnings\"")
+        && !out.windows(15).any(|w| w == b"\"warnings\":null")
+    {
+        let text = String::from_utf8_lossy(&out);
+        if !text.contains("only handles pods/binding") && !text.contains("targets a") {
+            bail!("unexpected warning from the policy: {text}");
+        }
+    }
+    Ok(host)
+}
+
+struct Args {
+    wasm: PathBuf,
+    floor: PathBuf,
+    iterations: usize,
+    memory_calls: usize,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args {
+        wasm: PathBuf::from("policy.wasm"),
+        floor: PathBuf::from("floor.wasm"),
+        iterations: 20_000,
+        memory_calls: 100_000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--wasm" => a.wasm = value()?.into(),
+            "--floor" => a.floor = value()?.into(),
+            "--iterations" => a.iterations = value()?.parse()?,
+            "--memory-calls" => a.memory_calls = value()?.parse()?,
+            other => bail!(
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--iterations N] [--memory-calls N]"
+            ),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let wasm = std::fs::read(&a.wasm)
+        .with_context(|| format!("reading {} (run `make policy.wasm`)", a.wasm.display()))?;
+    let floor_wasm = std::fs::read(&a.floor)
+        .with_context(|| format!("reading {} (run `make floor.wasm`)", a.floor.display()))?;
+
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        cpu_model()
+    );
+    println!(
+        "policy.wasm: {} bytes; floor.wasm: {} bytes",
+        wasm.len(),
+        floor_wasm.len()
+    );
+
+    // Compile + instantiate, as policy-server does once per module and worker.
+    let mut loads = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let p = Policy::from_bytes(&wasm)?;
+        loads.push(start.elapsed());
+        drop(p);
+    }
+    let load = stats(loads);
+    println!(
+        "compile + instantiate policy.wasm: median {:.1} ms",
+        load.median.as_secs_f64() * 1e3
+    );
+
+    let policy = Policy::from_bytes(&wasm)?;
+    let floor = Policy::from_bytes(&floor_wasm)?;
+
+    let hybrid = request_of(fixture(
+        "../shared/fixtures/requests/binding-to-hybrid-node.json",
+    )?);
+    let hybrid_node = fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
+    let floor_payload = payload(&hybrid, &Value::Null);
+    let mut floor_host =
+        Some(Canned::default().with(node_req("mi-0ebe45e33a53e04f2"), hybrid_node));
+    let floor_stats = measure(
+        || {
+            let h = floor_host.take().context("host")?;
+            let (_, h) = floor.validate_raw(&floor_payload, h)?;
+            floor_host = Some(h);
+            Ok(())
+        },
+        a.iterations,
+    )?;
+
+    println!();
+    println!(
+        "{:<42} {:>8} {:>11} {:>11} {:>11} {:>9}",
+        "scenario", "calls", "median µs", "p99 µs", "mean µs", "× floor"
+    );
+    println!(
+        "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+        "0. floor (fixed accept after a node call)",
+        a.iterations,
+        us(floor_stats.median),
+        us(floor_stats.p99),
+        us(floor_stats.mean),
+        1.0
+    );
+    for s in scenarios(a.iterations)? {
+        let mut host = Some(s.host);
+        let st = measure(
+            || {
+                let h = host.take().context("host")?;
+                host = Some(run_validate(&policy, &s.payload, h)?);
+                Ok(())
+            },
+            s.iterations,
+        )?;
+        println!(
+            "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+            s.name,
+            s.iterations,
+            us(st.median),
+            us(st.p99),
+            us(st.mean),
+            us(st.median) / us(floor_stats.median)
+        );
+    }
+    let settings = serde_json::to_vec(&twenty_rules())?;
+    let st = measure(
+        || {
+            let out = policy.call_raw("validate_settings", &settings)?;
+            if !out.starts_with(br#"{"valid":true"#) {
+                bail!(
+                    "20-rule settings rejected: {}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+            Ok(())
+        },
+        a.iterations,
+    )?;
+    println!(
+        "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+        "5. validate_settings, 20 rules",
+        a.iterations,
+        us(st.median),
+        us(st.p99),
+        us(st.mean),
+        us(st.median) / us(floor_stats.median)
+    );
+
+    // Linear memory, on an engine whose memories report their size.
+    let tracked = TrackedMemory::default();
+    let engine = tracking_engine(&tracked)?;
+    let mem_policy = Policy::from_bytes_with_engine(&wasm, engine)?;
+    let s = scenarios(1)?.into_iter().next().context("scenario 1")?;
+    let mut host = Some(s.host);
+    let mut after_first_1000 = 0;
+    for i in 0..a.memory_calls {
+        let h = host.take().context("host")?;
+        host = Some(run_validate(&mem_policy, &s.payload, h)?);
+        if i + 1 == 1_000.min(a.memory_calls) {
+            after_first_1000 = tracked.bytes();
+        }
+    }
+    let after_all = tracked.bytes();
+    let b1000 = balance(1_000)?;
+    let mut host = Some(b1000.host);
+    for _ in 0..200 {
+        let h = host.take().context("host")?;
+        host = Some(run_validate(&mem_policy, &b1000.payload, h)?);
+    }
+    println!();
+    println!(
+        "linear memory: {} KiB after 1,000 calls of scenario 1, {} KiB after {} calls ({}), {} KiB after 200 more with 1,000 siblings",
+        after_first_1000 / 1024,
+        after_all / 1024,
+        a.memory_calls,
+        if after_all == after_first_1000 {
+            "no growth"
+        } else {
+            "GREW"
+        },
+        tracked.bytes() / 1024
+    );
+    if after_all != after_first_1000 {
+        bail!("linear memory grew across repeated calls");
+    }
+    Ok(())
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}

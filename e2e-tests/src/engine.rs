@@ -1,0 +1,206 @@
+//! Loads `policy.wasm` and calls it through waPC in wasmtime, with the same
+//! crates and WASI setup as Kubewarden's policy-evaluator.
+
+use anyhow::{Context, Result, anyhow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use wapc::WapcHost;
+use wasmtime_provider::WasmtimeEngineProviderBuilder;
+
+/// Answers the policy's `kubewarden`/`kubernetes` host calls: a replay
+/// session, a simulated cluster, a benchmark's canned answers.
+pub trait HostResponder: Any + Send {
+    fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// A responder for evaluations that must make no host call.
+pub struct NoHostCalls;
+
+impl HostResponder for NoHostCalls {
+    fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "unexpected host call kubernetes/{operation}: {}",
+            String::from_utf8_lossy(payload)
+        ))
+    }
+}
+
+/// The policy's answer to `validate`, as policy-server reads it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ValidationResponse {
+    pub accepted: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub code: Option<u16>,
+    #[serde(default)]
+    pub mutated_object: Option<Value>,
+    #[serde(default)]
+    pub audit_annotations: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub warnings: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SettingsValidation {
+    pub valid: bool,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+type Slot = Arc<Mutex<Option<Box<dyn HostResponder>>>>;
+
+pub struct Policy {
+    host: WapcHost,
+    responder: Slot,
+    logs: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Policy {
+    pub fn load(path: &Path) -> Result<Self> {
+        let wasm = std::fs::read(path).with_context(|| {
+            format!(
+                "cannot read {} (build it with `make policy.wasm`)",
+                path.display()
+            )
+        })?;
+        Self::from_bytes(&wasm).with_context(|| format!("cannot load {}", path.display()))
+    }
+
+    pub fn from_bytes(wasm: &[u8]) -> Result<Self> {
+        Self::build(WasmtimeEngineProviderBuilder::new().module_bytes(wasm))
+    }
+
+    /// Loads the module on a caller-made wasmtime engine (for instance one
+    /// whose linear memories report their size).
+    pub fn from_bytes_with_engine(wasm: &[u8], engine: wasmtime::Engine) -> Result<Self> {
+        Self::build(
+            WasmtimeEngineProviderBuilder::new()
+                .module_bytes(wasm)
+                .engine(engine),
+        )
+    }
+
+    fn build(builder: WasmtimeEngineProviderBuilder) -> Result<Self> {
+        let engine = builder.build().map_err(|e| anyhow!("wasmtime: {e}"))?;
+        let responder: Slot = Arc::new(Mutex::new(None));
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (slot, log_sink) = (responder.clone(), logs.clone());
+        let callback = move |_id: u64,
+                             binding: &str,
+                             namespace: &str,
+                             operation: &str,
+                             payload: &[u8]|
+              -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
+            match (binding, namespace) {
+                // policy-evaluator turns these into tracing events.
+                ("kubewarden", "tracing") => {
+                    let event = serde_json::from_slice(payload)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(payload).into()));
+                    log_sink.lock().map_err(|e| e.to_string())?.push(event);
+                    Ok(Vec::new())
+                }
+                ("kubewarden", "kubernetes") => {
+                    let mut guard = slot.lock().map_err(|e| e.to_string())?;
+                    let responder = guard
+                        .as_mut()
+                        .ok_or("no host responder set for this evaluation")?;
+                    Ok(responder.call(operation, payload)?)
+                }
+                _ => {
+                    Err(format!("unknown host capability {binding}/{namespace}/{operation}").into())
+                }
+            }
+        };
+        let host = WapcHost::new(Box::new(engine), Some(Box::new(callback)))
+            .map_err(|e| anyhow!("waPC: {e}"))?;
+        Ok(Policy {
+            host,
+            responder,
+            logs,
+        })
+    }
+
+    /// Calls a guest function with a raw payload.
+    pub fn call_raw(&self, function: &str, payload: &[u8]) -> Result<Vec<u8>> {
+        self.host
+            .call(function, payload)
+            .map_err(|e| anyhow!("guest call {function} failed: {e}"))
+    }
+
+    pub fn validate_settings(&self, settings: &Value) -> Result<SettingsValidation> {
+        let out = self.call_raw("validate_settings", &serde_json::to_vec(settings)?)?;
+        serde_json::from_slice(&out).with_context(|| {
+            format!(
+                "validate_settings answered {}",
+                String::from_utf8_lossy(&out)
+            )
+        })
+    }
+
+    /// Evaluates one AdmissionRequest as policy-server does, with host calls
+    /// answered by `responder`, which is handed back afterwards.
+    pub fn validate<R: HostResponder>(
+        &self,
+        request: &Value,
+        settings: &Value,
+        responder: R,
+    ) -> Result<(ValidationResponse, R)> {
+        let payload =
+            serde_json::to_vec(&serde_json::json!({"request": request, "settings": settings}))?;
+        let (raw, responder) = self.validate_raw(&payload, responder)?;
+        let response = serde_json::from_slice(&raw)
+            .with_context(|| format!("validate answered {}", String::from_utf8_lossy(&raw)))?;
+        Ok((response, responder))
+    }
+
+    /// `validate` on a prepared payload, returning the guest's bytes: what a
+    /// benchmark measures.
+    pub fn validate_raw<R: HostResponder>(
+        &self,
+        payload: &[u8],
+        responder: R,
+    ) -> Result<(Vec<u8>, R)> {
+        *self.responder.lock().map_err(|e| anyhow!("{e}"))? = Some(Box::new(responder));
+        let result = self.call_raw("validate", payload);
+        let boxed = self
+            .responder
+            .lock()
+            .map_err(|e| anyhow!("{e}"))?
+            .take()
+            .ok_or_else(|| anyhow!("host responder vanished"))?;
+        let any: Box<dyn Any> = boxed;
+        let responder = *any
+            .downcast::<R>()
+            .map_err(|_| anyhow!("host responder changed type"))?;
+        Ok((result?, responder))
+    }
+
+    /// Log events the guest sent since the last call.
+    pub fn take_logs(&self) -> Vec<Value> {
+        self.logs
+            .lock()
+            .map(|mut l| std::mem::take(&mut *l))
+            .unwrap_or_default()
+    }
+}
+
+/// The JSON patch policy-server derives from the mutated object.
+pub fn patch(original: &Value, mutated: &Value) -> Value {
+    serde_json::to_value(json_patch::diff(original, mutated)).unwrap_or(Value::Null)
+}
+
+/// The AdmissionRequest inside an AdmissionReview file, or the file itself
+/// when it is a bare AdmissionRequest.
+pub fn admission_request(document: Value) -> Value {
+    match document {
+        Value::Object(mut map) if map.contains_key("request") => {
+            map.remove("request").unwrap_or(Value::Null)
+        }
+        other => other,
+    }
+}

@@ -1,0 +1,708 @@
+//! An in-memory cluster: nodes and pods that answer the policy's host calls,
+//! take the annotations of each admitted Binding, and scale ReplicaSets down
+//! in the order the ReplicaSet controller uses.
+//!
+//! It is a library, not test-only code: scenario tests, benchmarks and the
+//! `simulate` command all drive the real `policy.wasm` through it.
+
+use serde_json::{Value, json};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet};
+
+pub const COST_ANNOTATION: &str = "controller.kubernetes.io/pod-deletion-cost";
+pub const ZONE_ANNOTATION: &str = "pod-deletion-cost.kubewarden.io/zone";
+pub const RANK_ANNOTATION: &str = "pod-deletion-cost.kubewarden.io/rank";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub kind: String,
+    pub name: String,
+    pub uid: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pod {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub owner: Option<Owner>,
+    pub node_name: Option<String>,
+    pub priority_class_name: Option<String>,
+    pub priority: Option<i32>,
+    /// Pending, Running, Succeeded, Failed, Unknown.
+    pub phase: String,
+    pub ready: bool,
+    pub deleting: bool,
+    /// Logical creation time: larger is newer.
+    pub created: u64,
+    /// Logical time the pod became ready.
+    pub ready_since: u64,
+    pub restarts: u32,
+}
+
+impl Pod {
+    pub fn cost(&self) -> i32 {
+        // The ReplicaSet controller reads an unparsable cost as 0.
+        self.annotations
+            .get(COST_ANNOTATION)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The pod as the API server would list it, before any field mask.
+    pub fn to_json(&self) -> Value {
+        let mut meta = json!({
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+            "creationTimestamp": format!("2026-11-01T00:00:00Z+{}", self.created),
+        });
+        if !self.labels.is_empty() {
+            meta["labels"] = json!(self.labels);
+        }
+        if !self.annotations.is_empty() {
+            meta["annotations"] = json!(self.annotations);
+        }
+        if let Some(o) = &self.owner {
+            meta["ownerReferences"] = json!([{
+                "apiVersion": "apps/v1", "kind": o.kind, "name": o.name, "uid": o.uid,
+                "controller": true, "blockOwnerDeletion": true
+            }]);
+        }
+        if self.deleting {
+            meta["deletionTimestamp"] = json!("2026-11-01T00:00:00Z");
+        }
+        let mut spec =
+            json!({"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.10"}]});
+        if let Some(n) = &self.node_name {
+            spec["nodeName"] = json!(n);
+        }
+        if let Some(pc) = &self.priority_class_name {
+            spec["priorityClassName"] = json!(pc);
+        }
+        if let Some(p) = self.priority {
+            spec["priority"] = json!(p);
+        }
+        json!({
+            "apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec,
+            "status": {"phase": self.phase,
+                       "conditions": [{"type": "Ready", "status": if self.ready {"True"} else {"False"}}]}
+        })
+    }
+}
+
+/// Keeps only `metadata` and the masked paths, as policy-server does.
+pub fn apply_field_masks(object: &Value, masks: &[String]) -> Value {
+    let mut out = json!({});
+    for key in ["apiVersion", "kind", "metadata"] {
+        if let Some(v) = object.get(key) {
+            out[key] = v.clone();
+        }
+    }
+    for mask in masks {
+        let parts: Vec<&str> = mask.split('.').collect();
+        if parts.first() == Some(&"metadata") {
+            continue;
+        }
+        let mut src = object;
+        let mut found = true;
+        for p in &parts {
+            match src.get(p) {
+                Some(v) => src = v,
+                None => {
+                    found = false;
+                    break;
+                }
+            }
+        }
+        if !found {
+            continue;
+        }
+        let mut dst = &mut out;
+        for (i, p) in parts.iter().enumerate() {
+            if i + 1 == parts.len() {
+                dst[*p] = src.clone();
+            } else {
+                if dst.get(*p).is_none() {
+                    dst[*p] = json!({});
+                }
+                dst = &mut dst[*p];
+            }
+        }
+    }
+    out
+}
+
+/// One host call and its answer, as kwctl records them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub operation: String,
+    pub request: Value,
+    pub response: Result<String, String>,
+}
+
+impl Exchange {
+    /// This exchange as an entry of a kwctl replay session.
+    pub fn to_replay_yaml(&self) -> String {
+        let tag = match self.operation.as_str() {
+            "get_resource" => "KubernetesGetResource",
+            "list_resources_by_namespace" => "KubernetesListResourceNamespace",
+            "list_resources_all" => "KubernetesListResourceAll",
+            _ => "KubernetesCanI",
+        };
+        let mut req = format!("!{tag}\n");
+        if let Value::Object(fields) = &self.request {
+            for (k, v) in fields {
+                match v {
+                    Value::Array(items) => {
+                        req.push_str(&format!("{k}:\n"));
+                        for item in items {
+                            req.push_str(&format!("- {}\n", yaml_scalar(item)));
+                        }
+                    }
+                    other => req.push_str(&format!("{k}: {}\n", yaml_scalar(other))),
+                }
+            }
+        }
+        let mut out = String::from("- type: Exchange\n  request: |\n");
+        for line in req.lines() {
+            out.push_str(&format!("    {line}\n"));
+        }
+        match &self.response {
+            Ok(payload) => out.push_str(&format!(
+                "  response:\n    type: Success\n    payload: '{}'\n",
+                payload.replace('\'', "''")
+            )),
+            Err(message) => out.push_str(&format!(
+                "  response:\n    type: Error\n    message: '{}'\n",
+                message.replace('\'', "''")
+            )),
+        }
+        out
+    }
+}
+
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        // JSON strings are valid YAML double-quoted scalars.
+        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+pub fn replay_session_yaml(exchanges: &[Exchange]) -> String {
+    if exchanges.is_empty() {
+        return "[]\n".into();
+    }
+    exchanges.iter().map(Exchange::to_replay_yaml).collect()
+}
+
+const NODE_MASKS: &[&str] = &["metadata.labels"];
+const POD_MASKS: &[&str] = &["spec.priority", "spec.priorityClassName"];
+const LIST_MASKS: &[&str] = &[
+    "spec.nodeName",
+    "spec.priority",
+    "spec.priorityClassName",
+    "status.phase",
+];
+
+#[derive(Debug, Clone, Default)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// In list order (the order the API server's cache returns them).
+    pub pods: Vec<Pod>,
+    pub clock: u64,
+    /// Host calls answered since the last `take_exchanges`.
+    pub exchanges: Vec<Exchange>,
+    /// Nodes that answer "not found" although pods run on them.
+    pub missing_nodes: BTreeSet<String>,
+    /// Operations that answer with an RBAC error.
+    pub forbidden: BTreeSet<String>,
+}
+
+impl Cluster {
+    pub fn add_node(&mut self, name: &str, labels: &[(&str, &str)]) {
+        self.nodes.push(Node {
+            name: name.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        });
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
+        self.pods
+            .iter()
+            .find(|p| p.name == name && p.namespace == namespace)
+    }
+
+    pub fn pod_mut(&mut self, namespace: &str, name: &str) -> Option<&mut Pod> {
+        self.pods
+            .iter_mut()
+            .find(|p| p.name == name && p.namespace == namespace)
+    }
+
+    /// Creates an unscheduled pod of a ReplicaSet, as the controller would.
+    pub fn create_rs_pod(&mut self, namespace: &str, rs: &str, labels: &[(&str, &str)]) -> String {
+        self.clock += 1;
+        let name = format!("{rs}-{:05}", self.clock);
+        self.pods.push(Pod {
+            name: name.clone(),
+            namespace: namespace.into(),
+            uid: format!("uid-{name}"),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::new(),
+            owner: Some(Owner {
+                kind: "ReplicaSet".into(),
+                name: rs.into(),
+                uid: format!("uid-rs-{rs}"),
+            }),
+            node_name: None,
+            priority_class_name: None,
+            priority: Some(0),
+            phase: "Pending".into(),
+            ready: false,
+            deleting: false,
+            created: self.clock,
+            ready_since: 0,
+            restarts: 0,
+        });
+        name
+    }
+
+    pub fn take_exchanges(&mut self) -> Vec<Exchange> {
+        std::mem::take(&mut self.exchanges)
+    }
+
+    /// Answers a `kubewarden`/`kubernetes` host call the way policy-server
+    /// would, after checking the payload is exactly one the README
+    /// documents: a wrong mask or cache flag is an error, not a silent answer.
+    pub fn answer(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        let request: Value = serde_json::from_slice(payload)
+            .map_err(|e| format!("host call payload is not JSON: {e}"))?;
+        let response = self.answer_checked(operation, &request);
+        let response = match response {
+            Ok(v) => Ok(v.to_string()),
+            Err(e) => Err(e),
+        };
+        self.exchanges.push(Exchange {
+            operation: operation.into(),
+            request,
+            response: response.clone(),
+        });
+        response.map(String::into_bytes)
+    }
+
+    fn answer_checked(&self, operation: &str, req: &Value) -> Result<Value, String> {
+        let s = |k: &str| req.get(k).and_then(Value::as_str).unwrap_or("");
+        let masks: Vec<String> = req
+            .get("field_masks")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expect = |cond: bool, what: &str| -> Result<(), String> {
+            if cond {
+                Ok(())
+            } else {
+                Err(format!("unexpected host call payload ({what}): {req}"))
+            }
+        };
+        if self.forbidden.contains(operation) {
+            return Err(format!(
+                "pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot {operation} resource \"{}\"",
+                s("kind").to_lowercase()
+            ));
+        }
+        expect(s("api_version") == "v1", "api_version")?;
+        match (operation, s("kind")) {
+            ("get_resource", "Node") => {
+                expect(req.get("namespace") == Some(&Value::Null), "namespace")?;
+                expect(
+                    req.get("disable_cache") == Some(&json!(false)),
+                    "disable_cache",
+                )?;
+                expect(masks == NODE_MASKS, "field_masks")?;
+                let name = s("name");
+                match self.node(name) {
+                    Some(n) if !self.missing_nodes.contains(name) => Ok(json!({
+                        "apiVersion": "v1", "kind": "Node",
+                        "metadata": {"name": n.name, "uid": format!("uid-node-{}", n.name), "labels": n.labels}
+                    })),
+                    _ => Err(format!("nodes \"{name}\" not found")),
+                }
+            }
+            ("get_resource", "Pod") => {
+                expect(
+                    req.get("disable_cache") == Some(&json!(true)),
+                    "disable_cache",
+                )?;
+                expect(masks == POD_MASKS, "field_masks")?;
+                let ns = s("namespace");
+                let name = s("name");
+                match self.pod(ns, name) {
+                    Some(p) => Ok(apply_field_masks(&p.to_json(), &masks)),
+                    None => Err(format!("pods \"{name}\" not found")),
+                }
+            }
+            ("list_resources_by_namespace", "Pod") => {
+                expect(
+                    req.get("field_selector") == Some(&Value::Null),
+                    "field_selector",
+                )?;
+                expect(masks == LIST_MASKS, "field_masks")?;
+                let ns = s("namespace");
+                let selector = parse_selector(s("label_selector"))?;
+                let items: Vec<Value> = self
+                    .pods
+                    .iter()
+                    .filter(|p| {
+                        p.namespace == ns
+                            && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+                    })
+                    .map(|p| apply_field_masks(&p.to_json(), &masks))
+                    .collect();
+                Ok(
+                    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
+            }
+            _ => Err(format!("unexpected host call {operation}: {req}")),
+        }
+    }
+
+    /// The Binding admission request the scheduler's bind would cause.
+    pub fn binding_request(&self, namespace: &str, pod: &str, node: &str) -> Value {
+        json!({
+            "uid": format!("bind-{namespace}-{pod}"),
+            "kind": {"group": "", "version": "v1", "kind": "Binding"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "subResource": "binding",
+            "requestKind": {"group": "", "version": "v1", "kind": "Binding"},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"},
+            "requestSubResource": "binding",
+            "name": pod,
+            "namespace": namespace,
+            "operation": "CREATE",
+            "userInfo": {"username": "system:kube-scheduler", "groups": ["system:authenticated"]},
+            "object": {
+                "kind": "Binding", "apiVersion": "v1",
+                "metadata": {"name": pod, "namespace": namespace, "uid": format!("uid-{pod}"), "creationTimestamp": null},
+                "target": {"kind": "Node", "name": node}
+            },
+            "oldObject": null,
+            "dryRun": false,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"}
+        })
+    }
+
+    /// Completes a bind the policy admitted: copies the Binding's
+    /// annotations onto the pod (as the API server does) and starts it.
+    pub fn complete_bind(
+        &mut self,
+        namespace: &str,
+        pod: &str,
+        node: &str,
+        mutated: Option<&Value>,
+    ) {
+        self.clock += 1;
+        let clock = self.clock;
+        if let Some(p) = self.pod_mut(namespace, pod) {
+            if let Some(Value::Object(ann)) = mutated
+                .and_then(|b| b.get("metadata"))
+                .and_then(|m| m.get("annotations"))
+            {
+                for (k, v) in ann {
+                    if let Some(v) = v.as_str() {
+                        p.annotations.insert(k.clone(), v.to_string());
+                    }
+                }
+            }
+            p.node_name = Some(node.into());
+            p.phase = "Running".into();
+            p.ready = true;
+            p.ready_since = clock;
+        }
+    }
+
+    /// Pods of a ReplicaSet that the controller counts (not being deleted,
+    /// not finished).
+    pub fn active_pods(&self, rs_uid: &str) -> Vec<&Pod> {
+        self.pods
+            .iter()
+            .filter(|p| {
+                p.owner.as_ref().is_some_and(|o| o.uid == rs_uid)
+                    && !p.deleting
+                    && p.phase != "Succeeded"
+                    && p.phase != "Failed"
+            })
+            .collect()
+    }
+
+    /// The ReplicaSet controller's deletion order for `rs_uid`: the pods it
+    /// would delete first come first.
+    pub fn deletion_order(&self, rs_uid: &str) -> Vec<&Pod> {
+        let pods = self.active_pods(rs_uid);
+        let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &pods {
+            if let Some(n) = p.node_name.as_deref() {
+                *per_node.entry(n).or_default() += 1;
+            }
+        }
+        let related = |p: &Pod| {
+            p.node_name
+                .as_deref()
+                .and_then(|n| per_node.get(n).copied())
+                .unwrap_or(0)
+        };
+        let mut ordered = pods.clone();
+        ordered.sort_by(|a, b| deletion_cmp(a, b, related(a), related(b)));
+        ordered
+    }
+
+    /// Scales a ReplicaSet down to `replicas`, removing pods in the
+    /// controller's order; returns the names removed.
+    pub fn scale_down(&mut self, rs_uid: &str, replicas: usize) -> Vec<String> {
+        let order: Vec<String> = self
+            .deletion_order(rs_uid)
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let excess = order.len().saturating_sub(replicas);
+        let removed: Vec<String> = order.into_iter().take(excess).collect();
+        self.pods.retain(|p| !removed.contains(&p.name));
+        removed
+    }
+
+    /// Pods per zone label value for `rs_uid`, by the node's label `key`.
+    pub fn per_zone(&self, rs_uid: &str, key: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for p in self.active_pods(rs_uid) {
+            let zone = p
+                .node_name
+                .as_deref()
+                .and_then(|n| self.node(n))
+                .and_then(|n| n.labels.get(key))
+                .cloned()
+                .unwrap_or_else(|| "<none>".into());
+            *out.entry(zone).or_default() += 1;
+        }
+        out
+    }
+}
+
+fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .ok_or_else(|| format!("label selector term {kv:?} is not key=value"))
+        })
+        .collect()
+}
+
+fn phase_rank(phase: &str) -> u8 {
+    match phase {
+        "Pending" => 0,
+        "Unknown" => 1,
+        _ => 2,
+    }
+}
+
+/// `ActivePodsWithRanks.Less` of the ReplicaSet controller: `Less` means
+/// deleted earlier.
+pub fn deletion_cmp(a: &Pod, b: &Pod, a_related: usize, b_related: usize) -> Ordering {
+    let assigned = |p: &Pod| p.node_name.as_deref().is_some_and(|n| !n.is_empty());
+    assigned(a)
+        .cmp(&assigned(b))
+        .then(phase_rank(&a.phase).cmp(&phase_rank(&b.phase)))
+        .then(a.ready.cmp(&b.ready))
+        .then(a.cost().cmp(&b.cost()))
+        // More replicas on the same node: deleted first.
+        .then(b_related.cmp(&a_related))
+        // Ready more recently: deleted first.
+        .then(b.ready_since.cmp(&a.ready_since))
+        .then(b.restarts.cmp(&a.restarts))
+        // Newer: deleted first.
+        .then(b.created.cmp(&a.created))
+        .then(a.name.cmp(&b.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster() -> Cluster {
+        let mut c = Cluster::default();
+        c.add_node("n1", &[("zone", "a")]);
+        c.add_node("n2", &[("zone", "b")]);
+        c
+    }
+
+    #[test]
+    fn deletion_prefers_lower_cost_then_fuller_node_then_newer() {
+        let mut c = cluster();
+        let p1 = c.create_rs_pod("ns", "web", &[("app", "web")]);
+        let p2 = c.create_rs_pod("ns", "web", &[("app", "web")]);
+        let p3 = c.create_rs_pod("ns", "web", &[("app", "web")]);
+        c.complete_bind("ns", &p1, "n1", None);
+        c.complete_bind("ns", &p2, "n1", None);
+        c.complete_bind("ns", &p3, "n2", None);
+        let order: Vec<&str> = c
+            .deletion_order("uid-rs-web")
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        // Equal costs: the two on n1 go first, the most recently ready first.
+        assert_eq!(order, [p2.as_str(), p1.as_str(), p3.as_str()]);
+        c.pod_mut("ns", &p1)
+            .unwrap()
+            .annotations
+            .insert(COST_ANNOTATION.into(), "-5".into());
+        let order: Vec<&str> = c
+            .deletion_order("uid-rs-web")
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(order[0], p1);
+        let removed = c.scale_down("uid-rs-web", 1);
+        assert_eq!(removed, [p1.clone(), p2.clone()]);
+    }
+
+    #[test]
+    fn unassigned_and_pending_go_first() {
+        let mut c = cluster();
+        let running = c.create_rs_pod("ns", "web", &[]);
+        c.complete_bind("ns", &running, "n1", None);
+        let pending = c.create_rs_pod("ns", "web", &[]);
+        let order: Vec<&str> = c
+            .deletion_order("uid-rs-web")
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(order, [pending.as_str(), running.as_str()]);
+    }
+
+    #[test]
+    fn answers_check_payloads() {
+        let mut c = cluster();
+        let ok = br#"{"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}"#;
+        let v: Value = serde_json::from_slice(&c.answer("get_resource", ok).unwrap()).unwrap();
+        assert_eq!(v["metadata"]["labels"]["zone"], "a");
+        let wrong = br#"{"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":true,"field_masks":["metadata.labels"]}"#;
+        assert!(
+            c.answer("get_resource", wrong)
+                .unwrap_err()
+                .contains("disable_cache")
+        );
+        let missing = br#"{"api_version":"v1","kind":"Node","name":"zz","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}"#;
+        assert_eq!(
+            c.answer("get_resource", missing).unwrap_err(),
+            "nodes \"zz\" not found"
+        );
+        assert_eq!(c.take_exchanges().len(), 3);
+    }
+
+    #[test]
+    fn field_masks_keep_metadata_and_masked_paths() {
+        let mut c = cluster();
+        let p = c.create_rs_pod("ns", "web", &[("app", "web")]);
+        c.complete_bind("ns", &p, "n1", None);
+        let masked = apply_field_masks(
+            &c.pod("ns", &p).unwrap().to_json(),
+            &["spec.nodeName".into(), "status.phase".into()],
+        );
+        assert_eq!(masked["spec"], json!({"nodeName": "n1"}));
+        assert_eq!(masked["status"], json!({"phase": "Running"}));
+        assert_eq!(masked["metadata"]["name"], json!(p));
+    }
+
+    #[test]
+    fn replay_yaml_shape() {
+        let e = Exchange {
+            operation: "get_resource".into(),
+            request: json!({"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}),
+            response: Ok(r#"{"a":"it's"}"#.into()),
+        };
+        let y = e.to_replay_yaml();
+        assert!(y.contains("    !KubernetesGetResource\n"));
+        assert!(y.contains("    field_masks:\n    - \"metadata.labels\"\n"));
+        assert!(y.contains("payload: '{\"a\":\"it''s\"}'"));
+    }
+}
+
+impl crate::engine::HostResponder for Cluster {
+    fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        self.answer(operation, payload)
+    }
+}
+
+/// What one bind through the policy did.
+#[derive(Debug, Clone)]
+pub struct BindOutcome {
+    pub response: crate::engine::ValidationResponse,
+    pub exchanges: Vec<Exchange>,
+    pub request: Value,
+}
+
+impl BindOutcome {
+    pub fn cost(&self) -> Option<&str> {
+        self.response
+            .mutated_object
+            .as_ref()?
+            .get("metadata")?
+            .get("annotations")?
+            .get(COST_ANNOTATION)?
+            .as_str()
+    }
+}
+
+/// Binds `pod` to `node` as the scheduler would: the Binding goes through
+/// the policy, and when admitted the pod takes its annotations and runs.
+/// A rejected binding leaves the pod pending.
+pub fn bind(
+    policy: &crate::engine::Policy,
+    cluster: &mut Cluster,
+    settings: &Value,
+    namespace: &str,
+    pod: &str,
+    node: &str,
+) -> anyhow::Result<BindOutcome> {
+    let request = cluster.binding_request(namespace, pod, node);
+    cluster.exchanges.clear();
+    let (response, back) = policy.validate(&request, settings, std::mem::take(cluster))?;
+    *cluster = back;
+    let exchanges = cluster.take_exchanges();
+    if response.accepted {
+        cluster.complete_bind(namespace, pod, node, response.mutated_object.as_ref());
+    }
+    Ok(BindOutcome {
+        response,
+        exchanges,
+        request,
+    })
+}
