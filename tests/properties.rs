@@ -682,8 +682,19 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// 600 cases keep `cargo test` within seconds; PROPTEST_CASES, when set,
+/// asks for a longer run.
+fn config() -> ProptestConfig {
+    let base = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_some() {
+        base
+    } else {
+        ProptestConfig { cases: 600, ..base }
+    }
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 600, ..ProptestConfig::default() })]
+    #![proptest_config(config())]
 
     /// Only documented keys are added, costs are plain int32 decimals,
     /// nothing is rejected unless asked, the output is a function of the
