@@ -56,3 +56,10 @@ test: fmt-check lint unit-tests
 clean:
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm floor.wasm
+
+# Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm.
+bench: policy.wasm floor.wasm
+	$(CARGO) run --locked --profile native-release -p e2e-tests --bin bench -- --wasm policy.wasm --floor floor.wasm
+
+size: policy.wasm
+	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
