@@ -8,7 +8,7 @@ KWCTL ?= kwctl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo bench fuzz-smoke size clean
+.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo bench fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -63,3 +63,10 @@ bench: policy.wasm floor.wasm
 
 size: policy.wasm
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
+
+# Distribution: `make push REGISTRY=ghcr.io/example/policies TAG=v0.1.0`.
+REGISTRY ?=
+TAG ?= v$(VERSION)
+push: annotated-policy.wasm
+	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=<host>/<path> [TAG=v$(VERSION)]"; exit 2; }
+	$(KWCTL) push annotated-policy.wasm registry://$(REGISTRY)/pod-deletion-cost:$(TAG)
