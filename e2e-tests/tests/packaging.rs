@@ -1,0 +1,437 @@
+//! What ships besides the module: metadata, Artifact Hub package, UI
+//! questions, example manifests, and the module's size.
+
+use e2e_tests::engine::Policy;
+use serde_yaml::Value as Yaml;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn read(path: &str) -> String {
+    let full = root().join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+fn yaml(path: &str) -> Yaml {
+    serde_yaml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn yaml_docs(path: &str) -> Vec<Yaml> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(&read(path))
+        .map(|d| Yaml::deserialize(d).unwrap_or_else(|e| panic!("{path}: {e}")))
+        .filter(|d| !d.is_null())
+        .collect()
+}
+
+fn cargo_version() -> String {
+    read("Cargo.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .expect("Cargo.toml has a version")
+        .to_string()
+}
+
+fn policy_wasm() -> PathBuf {
+    std::env::var_os("POLICY_WASM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("policy.wasm"))
+}
+
+#[test]
+fn versions_agree() {
+    let version = cargo_version();
+    let metadata = yaml("metadata.yml");
+    assert_eq!(
+        metadata["annotations"]["io.kubewarden.policy.version"].as_str(),
+        Some(version.as_str()),
+        "metadata.yml io.kubewarden.policy.version"
+    );
+    let hub = yaml("artifacthub-pkg.yml");
+    assert_eq!(
+        hub["version"].as_str(),
+        Some(version.as_str()),
+        "artifacthub-pkg.yml version"
+    );
+    assert!(
+        read("CHANGELOG.md").contains(&format!("## [{version}]")),
+        "CHANGELOG.md has no entry for {version}"
+    );
+    for example in example_policies() {
+        let (path, doc) = example;
+        let module = doc["spec"]["module"].as_str().unwrap_or_default();
+        assert!(
+            module.ends_with(&format!(":v{version}")),
+            "{path}: module {module} is not v{version}"
+        );
+    }
+}
+
+#[test]
+fn metadata_matches_the_contract() {
+    let m = yaml("metadata.yml");
+    let rule = &m["rules"][0];
+    assert_eq!(
+        rule["apiGroups"],
+        serde_yaml::from_str::<Yaml>("['']").unwrap()
+    );
+    assert_eq!(
+        rule["apiVersions"],
+        serde_yaml::from_str::<Yaml>("[v1]").unwrap()
+    );
+    assert_eq!(
+        rule["resources"],
+        serde_yaml::from_str::<Yaml>("[pods/binding]").unwrap()
+    );
+    assert_eq!(
+        rule["operations"],
+        serde_yaml::from_str::<Yaml>("[CREATE]").unwrap()
+    );
+    assert_eq!(m["mutating"], Yaml::Bool(true));
+    assert_eq!(m["backgroundAudit"], Yaml::Bool(false));
+    assert_eq!(m["executionMode"].as_str(), Some("kubewarden-wapc"));
+    assert_eq!(
+        m["contextAwareResources"],
+        serde_yaml::from_str::<Yaml>("[{apiVersion: v1, kind: Node}, {apiVersion: v1, kind: Pod}]")
+            .unwrap()
+    );
+    assert_eq!(
+        m["hostCapabilities"],
+        serde_yaml::from_str::<Yaml>(
+            "[kubernetes/get_resource, kubernetes/list_resources_by_namespace]"
+        )
+        .unwrap()
+    );
+    let a = &m["annotations"];
+    assert_eq!(
+        a["io.kubewarden.policy.license"].as_str(),
+        Some("Apache-2.0")
+    );
+    assert_eq!(a["io.artifacthub.resources"].as_str(), Some("Binding"));
+    for key in [
+        "io.kubewarden.policy.title",
+        "io.kubewarden.policy.description",
+        "io.kubewarden.policy.source",
+        "io.artifacthub.displayName",
+        "io.artifacthub.keywords",
+    ] {
+        assert!(
+            a[key].as_str().is_some_and(|v| !v.is_empty()),
+            "metadata.yml lacks {key}"
+        );
+    }
+    let hub = yaml("artifacthub-pkg.yml");
+    assert_eq!(hub["license"].as_str(), Some("Apache-2.0"));
+    assert_eq!(
+        hub["annotations"]["kubewarden/mutation"].as_str(),
+        Some("true")
+    );
+    assert_eq!(
+        hub["annotations"]["kubewarden/resources"].as_str(),
+        Some("Binding")
+    );
+    assert_eq!(
+        hub["annotations"]["kubewarden/questions-ui"]
+            .as_str()
+            .map(str::trim),
+        Some(read("questions-ui.yml").trim()),
+        "artifacthub-pkg.yml inlines questions-ui.yml"
+    );
+}
+
+/// Setting names, read from the settings' wire structs so that a new field
+/// is caught here until it is documented.
+fn setting_names() -> BTreeSet<String> {
+    let src = read("src/settings.rs");
+    let mut names = BTreeSet::new();
+    let mut in_raw = false;
+    for line in src.lines() {
+        let t = line.trim();
+        if t.starts_with("struct Raw") {
+            in_raw = true;
+            continue;
+        }
+        if in_raw && t == "}" {
+            in_raw = false;
+        }
+        if in_raw
+            && !t.starts_with("//")
+            && !t.starts_with('#')
+            && let Some((field, _)) = t.split_once(':')
+        {
+            let mut camel = String::new();
+            let mut up = false;
+            for ch in field.trim().chars() {
+                if ch == '_' {
+                    up = true;
+                } else if up {
+                    camel.extend(ch.to_uppercase());
+                    up = false;
+                } else {
+                    camel.push(ch);
+                }
+            }
+            names.insert(camel);
+        }
+    }
+    names
+}
+
+fn question_variables(v: &Yaml, out: &mut BTreeSet<String>) {
+    match v {
+        Yaml::Mapping(m) => {
+            if let Some(name) = m.get("variable").and_then(Yaml::as_str) {
+                out.extend(name.split('.').map(str::to_string));
+            }
+            for (_, child) in m {
+                question_variables(child, out);
+            }
+        }
+        Yaml::Sequence(s) => s.iter().for_each(|c| question_variables(c, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn every_setting_is_in_the_ui_and_the_readme() {
+    let names = setting_names();
+    for expected in [
+        "rules",
+        "nodeSelector",
+        "deletionCost",
+        "defaultDeletionCost",
+        "zones",
+        "topologyKey",
+        "deletionCosts",
+        "balance",
+        "placeholders",
+        "priorityClassNames",
+        "podSelector",
+        "keepExistingCost",
+        "onLookupError",
+    ] {
+        assert!(
+            names.contains(expected),
+            "settings.rs no longer has {expected}: {names:?}"
+        );
+    }
+    let mut questions = BTreeSet::new();
+    question_variables(&yaml("questions-ui.yml"), &mut questions);
+    let readme = read("README.md");
+    for name in &names {
+        assert!(
+            questions.contains(name),
+            "questions-ui.yml has no question for `{name}`"
+        );
+        assert!(
+            readme.contains(&format!("`{name}`")) || readme.contains(&format!(".{name}`")),
+            "README.md does not document `{name}`"
+        );
+    }
+}
+
+fn example_policies() -> Vec<(String, Yaml)> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .expect("examples/")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        .collect();
+    files.sort();
+    for f in files {
+        let rel = format!("examples/{}", f.file_name().unwrap().to_string_lossy());
+        for doc in yaml_docs(&rel) {
+            if doc["kind"].as_str() == Some("ClusterAdmissionPolicy") {
+                out.push((rel.clone(), doc));
+            }
+        }
+    }
+    out
+}
+
+/// Checks a value against the CRD's structural schema: types, required
+/// fields, enums, and no field the schema does not know (the API server
+/// would prune it silently, which is how settings get lost).
+fn check_schema(schema: &Yaml, value: &Yaml, path: &str, errors: &mut Vec<String>) {
+    if let Some(t) = schema["type"].as_str() {
+        let ok = match t {
+            "object" => value.is_mapping(),
+            "array" => value.is_sequence(),
+            "string" => value.is_string(),
+            "integer" => value.as_i64().is_some(),
+            "number" => value.is_number(),
+            "boolean" => value.is_bool(),
+            _ => true,
+        };
+        if !ok {
+            errors.push(format!("{path}: expected {t}"));
+            return;
+        }
+    }
+    if let Some(values) = schema["enum"].as_sequence()
+        && !values.contains(value)
+    {
+        errors.push(format!("{path}: {value:?} not in {values:?}"));
+    }
+    if let Some(min) = schema["minimum"].as_i64()
+        && value.as_i64().is_some_and(|v| v < min)
+    {
+        errors.push(format!("{path}: below {min}"));
+    }
+    if let Some(max) = schema["maximum"].as_i64()
+        && value.as_i64().is_some_and(|v| v > max)
+    {
+        errors.push(format!("{path}: above {max}"));
+    }
+    if schema["x-kubernetes-preserve-unknown-fields"].as_bool() == Some(true)
+        && schema["properties"].is_null()
+    {
+        return;
+    }
+    if let Some(map) = value.as_mapping() {
+        for req in schema["required"].as_sequence().into_iter().flatten() {
+            if let Some(r) = req.as_str()
+                && !map.contains_key(r)
+            {
+                errors.push(format!("{path}.{r}: required"));
+            }
+        }
+        let props = schema["properties"].as_mapping();
+        for (k, v) in map {
+            let key = k.as_str().unwrap_or_default();
+            let here = format!("{path}.{key}");
+            match props.and_then(|p| p.get(key)) {
+                Some(sub) => check_schema(sub, v, &here, errors),
+                None => match &schema["additionalProperties"] {
+                    Yaml::Mapping(_) => {
+                        check_schema(&schema["additionalProperties"], v, &here, errors)
+                    }
+                    _ if props.is_some() => errors.push(format!("{here}: unknown field")),
+                    _ => {}
+                },
+            }
+        }
+    }
+    if let Some(items) = value.as_sequence() {
+        for (i, item) in items.iter().enumerate() {
+            check_schema(&schema["items"], item, &format!("{path}[{i}]"), errors);
+        }
+    }
+}
+
+#[test]
+fn examples_follow_the_crd_and_the_advice() {
+    let crd = yaml("../shared/crds/policies.kubewarden.io_clusteradmissionpolicies.yaml");
+    let version = crd["spec"]["versions"]
+        .as_sequence()
+        .and_then(|vs| vs.iter().find(|v| v["name"].as_str() == Some("v1")))
+        .expect("CRD has a v1 version");
+    let schema = &version["schema"]["openAPIV3Schema"];
+    let policies = example_policies();
+    assert!(
+        policies.len() >= 2,
+        "examples hold the EKS and ACK policies"
+    );
+    for (path, doc) in &policies {
+        assert_eq!(
+            doc["apiVersion"].as_str(),
+            Some("policies.kubewarden.io/v1"),
+            "{path}"
+        );
+        let mut errors = Vec::new();
+        let mut spec_only = doc.clone();
+        // metadata is validated by the API server, not by this schema.
+        if let Yaml::Mapping(m) = &mut spec_only {
+            m.remove("metadata");
+        }
+        check_schema(schema, &spec_only, "", &mut errors);
+        assert!(errors.is_empty(), "{path}: {errors:#?}");
+        let spec = &doc["spec"];
+        assert_eq!(spec["mutating"], Yaml::Bool(true), "{path}: mutating");
+        assert_eq!(
+            spec["backgroundAudit"],
+            Yaml::Bool(false),
+            "{path}: backgroundAudit"
+        );
+        assert_eq!(
+            spec["failurePolicy"].as_str(),
+            Some("Ignore"),
+            "{path}: failurePolicy"
+        );
+        let timeout = spec["timeoutSeconds"].as_i64().unwrap_or(0);
+        assert!(
+            (2..=10).contains(&timeout),
+            "{path}: timeoutSeconds {timeout}"
+        );
+        assert!(
+            !spec["namespaceSelector"].is_null(),
+            "{path}: namespaceSelector example"
+        );
+        let kinds: Vec<&str> = spec["contextAwareResources"]
+            .as_sequence()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["kind"].as_str())
+            .collect();
+        assert!(
+            kinds.contains(&"Node"),
+            "{path}: contextAwareResources lacks Node"
+        );
+        let settings = &spec["settings"];
+        let needs_pod = !settings["placeholders"].is_null()
+            || settings["keepExistingCost"].as_bool() == Some(true)
+            || settings["zones"]["balance"].as_bool() == Some(true);
+        assert_eq!(
+            kinds.contains(&"Pod"),
+            needs_pod,
+            "{path}: v1/Pod access iff the pod features are on"
+        );
+        let rule = &spec["rules"][0];
+        assert_eq!(
+            rule["resources"],
+            serde_yaml::from_str::<Yaml>("[pods/binding]").unwrap(),
+            "{path}"
+        );
+    }
+}
+
+#[test]
+fn example_settings_pass_the_policys_own_validation() {
+    let policy = Policy::load(&policy_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
+    for (path, doc) in example_policies() {
+        let settings: serde_json::Value =
+            serde_json::to_value(&doc["spec"]["settings"]).expect("settings are JSON");
+        let answer = policy
+            .validate_settings(&settings)
+            .expect("validate_settings");
+        assert!(answer.valid, "{path}: {:?}", answer.message);
+    }
+    // And the check is real: a broken copy is refused with its path.
+    let answer = policy
+        .validate_settings(&serde_json::json!({"zones": {"balanced": true}}))
+        .expect("validate_settings");
+    assert!(!answer.valid);
+    assert_eq!(
+        answer.message.as_deref(),
+        Some(
+            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`"
+        )
+    );
+}
+
+#[test]
+fn module_size_is_bounded() {
+    let path = policy_wasm();
+    let size = std::fs::metadata(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run `make policy.wasm`)", path.display()))
+        .len();
+    assert!(
+        size <= 1024 * 1024,
+        "{} is {size} bytes, above 1 MB",
+        Path::new(&path).display()
+    );
+}
