@@ -149,6 +149,11 @@ pub fn parse(json: &[u8]) -> Result<Settings, String> {
         Some(b'{') | Some(b'n') => {}
         _ => return Err("settings: must be a map of settings (or null)".into()),
     }
+    // Checked first, so that every array written for a map gets the same
+    // message; a document that is not JSON is left to serde to explain.
+    if let Ok(doc) = serde_json::from_slice(json) {
+        no_arrays_for_maps(&doc)?;
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let raw: Option<RawSettings> = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
@@ -165,6 +170,48 @@ pub fn parse(json: &[u8]) -> Result<Settings, String> {
         None => Ok(Settings::default()),
         Some(raw) => raw.validate(),
     }
+}
+
+/// serde's derived structs also take an array of their field values, so
+/// `rules: [["hybrid", {}, 1]]` would read as a rule and `nodeSelector: []`
+/// as a selector that matches every node. Where the settings have a map,
+/// an array is refused, naming its path.
+fn no_arrays_for_maps(doc: &serde_json::Value) -> Result<(), String> {
+    use serde_json::{Map, Value};
+    fn map<'a>(v: Option<&'a Value>, path: &str) -> Result<Option<&'a Map<String, Value>>, String> {
+        match v {
+            Some(Value::Array(_)) => Err(format!("{path}: invalid type: sequence, expected a map")),
+            Some(Value::Object(m)) => Ok(Some(m)),
+            // Any other type was already refused by serde.
+            _ => Ok(None),
+        }
+    }
+    fn selector(v: Option<&Value>, path: &str) -> Result<(), String> {
+        if let Some(sel) = map(v, path)?
+            && let Some(Value::Array(exprs)) = sel.get("matchExpressions")
+        {
+            for (i, e) in exprs.iter().enumerate() {
+                map(Some(e), &format!("{path}.matchExpressions[{i}]"))?;
+            }
+        }
+        Ok(())
+    }
+    let Some(root) = map(Some(doc), "settings")? else {
+        return Ok(());
+    };
+    if let Some(Value::Array(rules)) = root.get("rules") {
+        for (i, r) in rules.iter().enumerate() {
+            let here = format!("rules[{i}]");
+            if let Some(rule) = map(Some(r), &here)? {
+                selector(rule.get("nodeSelector"), &format!("{here}.nodeSelector"))?;
+            }
+        }
+    }
+    map(root.get("zones"), "zones")?;
+    if let Some(p) = map(root.get("placeholders"), "placeholders")? {
+        selector(p.get("podSelector"), "placeholders.podSelector")?;
+    }
+    Ok(())
 }
 
 fn int32(n: &serde_json::Number, path: &str) -> Result<i32, String> {
@@ -591,5 +638,33 @@ mod tests {
             parse_value(json!({"rules": null})).unwrap(),
             Settings::default()
         );
+    }
+
+    #[test]
+    fn bad_input_array_for_a_map() {
+        // Found by the settings fuzz target: serde took these as structs.
+        let cases = [
+            (json!({"rules": [["y", [], 2]]}), "rules[0]"),
+            (
+                json!({"rules": [{"nodeSelector": [], "deletionCost": 1}]}),
+                "rules[0].nodeSelector",
+            ),
+            (
+                json!({"rules": [{"nodeSelector": {"matchExpressions": [["a", "Exists", []]]}, "deletionCost": 1}]}),
+                "rules[0].nodeSelector.matchExpressions[0]",
+            ),
+            (json!({"zones": []}), "zones"),
+            (json!({"placeholders": [["hold"]]}), "placeholders"),
+            (
+                json!({"placeholders": {"podSelector": [{"app": "x"}]}}),
+                "placeholders.podSelector",
+            ),
+        ];
+        for (settings, path) in cases {
+            assert_eq!(
+                err(settings),
+                format!("{path}: invalid type: sequence, expected a map")
+            );
+        }
     }
 }

@@ -47,6 +47,7 @@ pub fn settings(data: &[u8]) {
 /// What `validate_settings` promises of settings it accepts, re-checked
 /// against the document they came from.
 fn check_settings(s: &Settings, doc: &Value) {
+    only_lists_are_arrays(doc, "settings");
     let mut names = BTreeSet::new();
     for rule in &s.rules {
         if let Some(name) = &rule.name {
@@ -99,6 +100,27 @@ fn check_settings(s: &Settings, doc: &Value) {
     }
     let reject = doc.get("onLookupError") == Some(&json!("reject"));
     assert_eq!(s.on_lookup_error == OnLookupError::Reject, reject);
+}
+
+/// In accepted settings an array appears only where the settings have a
+/// list; anywhere else it would be a struct written as its field values.
+fn only_lists_are_arrays(v: &Value, path: &str) {
+    const LISTS: [&str; 4] = ["rules", "matchExpressions", "values", "priorityClassNames"];
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                if LISTS.contains(&k.as_str()) && v.is_array() {
+                    for (i, e) in v.as_array().into_iter().flatten().enumerate() {
+                        only_lists_are_arrays(e, &format!("{path}.{k}[{i}]"));
+                    }
+                } else {
+                    only_lists_are_arrays(v, &format!("{path}.{k}"));
+                }
+            }
+        }
+        Value::Array(_) => panic!("settings accepted with an array at {path}"),
+        _ => {}
+    }
 }
 
 fn check_selector(sel: &pod_deletion_cost_policy::selector::LabelSelector) {
