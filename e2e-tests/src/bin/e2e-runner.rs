@@ -1,0 +1,207 @@
+//! Runs the end-to-end case table, single evaluations, or the demo, through
+//! the compiled policy in wasmtime.
+
+use anyhow::{Context, Result, bail};
+use e2e_tests::cases::{self, Case};
+use e2e_tests::engine::{self, Policy, ValidationResponse};
+use e2e_tests::replay::{self, Replay};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "usage:
+  e2e-runner cases [--wasm policy.wasm] [--dir e2e-tests/cases] [--filter TEXT]
+  e2e-runner eval  [--wasm policy.wasm] --request R.json [--settings S.yml] [--session X.yml]
+  e2e-runner demo  [--wasm policy.wasm] [--dir e2e-tests/cases]";
+
+struct Args {
+    wasm: PathBuf,
+    dir: PathBuf,
+    filter: String,
+    request: Option<PathBuf>,
+    settings: Option<PathBuf>,
+    session: Option<PathBuf>,
+}
+
+fn parse(mut it: impl Iterator<Item = String>) -> Result<Args> {
+    let mut a = Args {
+        wasm: cases::default_wasm(),
+        dir: cases::default_dir(),
+        filter: String::new(),
+        request: None,
+        settings: None,
+        session: None,
+    };
+    while let Some(flag) = it.next() {
+        let value = it
+            .next()
+            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
+        match flag.as_str() {
+            "--wasm" => a.wasm = value.into(),
+            "--dir" => a.dir = value.into(),
+            "--filter" => a.filter = value,
+            "--request" => a.request = Some(value.into()),
+            "--settings" => a.settings = Some(value.into()),
+            "--session" => a.session = Some(value.into()),
+            other => bail!("unknown argument {other}\n{USAGE}"),
+        }
+    }
+    Ok(a)
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let a = parse(args)?;
+    match command.as_str() {
+        "cases" => run_cases(&a),
+        "eval" => eval(&a),
+        "demo" => demo(&a),
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn run_cases(a: &Args) -> Result<()> {
+    let policy = Policy::load(&a.wasm)?;
+    let all = cases::load_all(&a.dir)?;
+    let (mut passed, mut failed) = (0, 0);
+    for case in all.iter().filter(|c| c.name.contains(&a.filter)) {
+        let failures = case.run(&policy)?;
+        if failures.is_empty() {
+            passed += 1;
+            println!("ok   {}", case.name);
+        } else {
+            failed += 1;
+            println!("FAIL {} — {}", case.name, case.expect.description);
+            for f in failures {
+                for line in f.lines() {
+                    println!("       {line}");
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        bail!("{failed} end-to-end case(s) failed");
+    }
+    Ok(())
+}
+
+fn print_outcome(node: &str, object: &Value, r: &ValidationResponse) {
+    println!("  node:     {node}");
+    println!(
+        "  verdict:  {}",
+        if r.accepted { "allowed" } else { "REJECTED" }
+    );
+    if let Some(m) = &r.message {
+        println!("  message:  {m}");
+    }
+    match &r.mutated_object {
+        Some(m) => {
+            let p = engine::patch(object, m);
+            let text = serde_json::to_string_pretty(&p).unwrap_or_default();
+            println!("  patch:");
+            for line in text.lines() {
+                println!("    {line}");
+            }
+        }
+        None => println!("  patch:    none"),
+    }
+    for w in r.warnings.iter().flatten() {
+        println!("  warning:  {w}");
+    }
+    if let Some(audit) = &r.audit_annotations {
+        let pairs: Vec<String> = audit.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("  audit:    {}", pairs.join(", "));
+    }
+}
+
+fn node_of(request: &Value) -> &str {
+    request["object"]["target"]["name"].as_str().unwrap_or("-")
+}
+
+fn eval(a: &Args) -> Result<()> {
+    let policy = Policy::load(&a.wasm)?;
+    let request_path = a
+        .request
+        .as_ref()
+        .with_context(|| format!("--request is required\n{USAGE}"))?;
+    let text = std::fs::read_to_string(request_path)
+        .with_context(|| format!("reading {}", request_path.display()))?;
+    let request = engine::admission_request(
+        serde_json::from_str(&text)
+            .with_context(|| format!("{}: not JSON", request_path.display()))?,
+    );
+    let settings = match &a.settings {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::to_value(
+                serde_yaml::from_str::<serde_yaml::Value>(&text)
+                    .with_context(|| format!("{}: not YAML", p.display()))?,
+            )?
+        }
+        None => Value::Object(Default::default()),
+    };
+    let check = policy.validate_settings(&settings)?;
+    if !check.valid {
+        bail!(
+            "settings are not valid: {}",
+            check.message.unwrap_or_default()
+        );
+    }
+    let session = match &a.session {
+        Some(p) => replay::load_session(p)?,
+        None => Vec::new(),
+    };
+    let (r, replay) = policy.validate(&request, &settings, Replay::new(session))?;
+    print_outcome(node_of(&request), &request["object"], &r);
+    let problems = replay.problems();
+    if !problems.is_empty() {
+        bail!("the replay session did not match:\n{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+const DEMO_CASES: &[&str] = &[
+    "hybrid-node-default-settings",
+    "ec2-node-default-settings",
+    "pod-create-not-a-binding",
+];
+
+fn demo(a: &Args) -> Result<()> {
+    let policy = Policy::load(&a.wasm)?;
+    println!("policy.wasm evaluated in wasmtime through waPC (kwctl not found on PATH)\n");
+    for name in DEMO_CASES {
+        let case = Case::load(&a.dir.join(name))?;
+        let (r, replay) = policy.validate(
+            &case.request,
+            &case.settings,
+            Replay::new(case.session.clone()),
+        )?;
+        println!("{} — {}", case.name, case.expect.description);
+        println!(
+            "  request:  {} {} {}",
+            case.request["kind"]["kind"].as_str().unwrap_or("?"),
+            case.request["operation"].as_str().unwrap_or("?"),
+            Path::new(&case.request["name"].as_str().unwrap_or("?")).display()
+        );
+        print_outcome(node_of(&case.request), &case.request["object"], &r);
+        let problems = replay.problems();
+        if !problems.is_empty() {
+            bail!(
+                "{}: the replay session did not match:\n{}",
+                case.name,
+                problems.join("\n")
+            );
+        }
+        println!();
+    }
+    Ok(())
+}
