@@ -45,13 +45,35 @@ fmt-check:
 	$(CARGO) fmt --all -- --check
 
 lint:
-	$(CARGO) clippy --locked -p pod-deletion-cost-policy --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p pod-deletion-cost-policy --target $(WASM_TARGET) -- -D warnings
 
 unit-tests:
 	$(CARGO) test --locked -p pod-deletion-cost-policy
 
-test: fmt-check lint unit-tests
+# The compiled module through waPC in wasmtime (case table, scenarios,
+# packaging checks), then the same cases under kwctl when it is installed.
+e2e-tests: policy.wasm
+	$(CARGO) test --locked -p e2e-tests
+	@if ! command -v bats >/dev/null; then \
+		echo "bats not found: e2e-tests/e2e.bats was not run"; \
+	else \
+		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
+		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner && \
+		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(CURDIR)/target/debug/e2e-runner" \
+			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
+		if command -v $(KWCTL) >/dev/null; then \
+			echo "e2e.bats under $$($(KWCTL) --version | head -n1):"; \
+			$(MAKE) --no-print-directory annotated-policy.wasm && bats e2e-tests/e2e.bats || exit 1; \
+		else \
+			bats e2e-tests/e2e.bats; \
+		fi; \
+	fi
+
+demo: policy.wasm
+	scripts/demo.sh
+
+test: fmt-check lint unit-tests e2e-tests
 
 clean:
 	$(CARGO) clean

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 const USAGE: &str = "usage:
   e2e-runner cases [--wasm policy.wasm] [--dir e2e-tests/cases] [--filter TEXT]
   e2e-runner eval  [--wasm policy.wasm] --request R.json [--settings S.yml] [--session X.yml]
-  e2e-runner demo  [--wasm policy.wasm] [--dir e2e-tests/cases]";
+  e2e-runner demo  [--wasm policy.wasm] [--dir e2e-tests/cases]
+  e2e-runner kwctl-run <kwctl run arguments>   (stand-in used to check e2e.bats itself)";
 
 struct Args {
     wasm: PathBuf,
@@ -58,6 +59,9 @@ fn main() {
 fn run() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let command = args.next().unwrap_or_default();
+    if command == "kwctl-run" {
+        return kwctl_run(args.collect());
+    }
     let a = parse(args)?;
     match command.as_str() {
         "cases" => run_cases(&a),
@@ -203,5 +207,71 @@ fn demo(a: &Args) -> Result<()> {
         }
         println!();
     }
+    Ok(())
+}
+
+/// Answers `kwctl run` the way kwctl prints it (an AdmissionResponse on
+/// stdout; invalid settings as an error), so that `e2e.bats` can be checked
+/// on machines without kwctl. It is a stand-in for the suite's plumbing, not
+/// for kwctl: the suite still has to pass under the real one.
+fn kwctl_run(args: Vec<String>) -> Result<()> {
+    let mut request = None;
+    let mut settings = None;
+    let mut session = None;
+    let mut module = None;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--request-path" | "-r" => request = it.next(),
+            "--settings-path" | "-s" => settings = it.next(),
+            "--replay-host-capabilities-interactions" => session = it.next(),
+            "--allowed-host-capabilities" => {
+                it.next();
+            }
+            "--allow-context-aware" => {}
+            other if other.starts_with('-') => bail!("unsupported kwctl flag {other}"),
+            other => module = Some(other.to_string()),
+        }
+    }
+    let policy = Policy::load(Path::new(&module.context("no module given")?))?;
+    let text = std::fs::read_to_string(request.context("--request-path is required")?)?;
+    let request = engine::admission_request(serde_json::from_str(&text)?);
+    let settings = match settings {
+        Some(p) => serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(
+            &std::fs::read_to_string(p)?,
+        )?)?,
+        None => Value::Null,
+    };
+    let check = policy.validate_settings(&settings)?;
+    if !check.valid {
+        bail!(
+            "Provided settings are not valid: {:?}",
+            check.message.unwrap_or_default()
+        );
+    }
+    let recorded = match session {
+        Some(p) => replay::load_session(Path::new(&p))?,
+        None => Vec::new(),
+    };
+    let (r, _) = policy.validate(&request, &settings, Replay::new(recorded))?;
+    let mut out = serde_json::json!({"uid": request["uid"], "allowed": r.accepted});
+    if let Some(m) = &r.mutated_object {
+        use base64::Engine as _;
+        let patch = engine::patch(&request["object"], m);
+        out["patchType"] = "JSONPatch".into();
+        out["patch"] = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(&patch)?)
+            .into();
+    }
+    if !r.accepted {
+        out["status"] = serde_json::json!({"message": r.message, "code": r.code});
+    }
+    if let Some(a) = &r.audit_annotations {
+        out["auditAnnotations"] = serde_json::to_value(a)?;
+    }
+    if let Some(w) = &r.warnings {
+        out["warnings"] = serde_json::to_value(w)?;
+    }
+    println!("{out}");
     Ok(())
 }
