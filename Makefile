@@ -23,7 +23,7 @@ WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-glo
 policy.wasm: $(SOURCES) | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p pod-deletion-cost-policy
 	@if command -v wasm-opt >/dev/null; then \
-		wasm-opt -Oz $(WASM_OPT_FEATURES) --strip-debug --strip-producers \
+		wasm-opt -O3 $(WASM_OPT_FEATURES) --strip-debug --strip-producers \
 			target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm -o policy.wasm; \
 	else \
 		echo "note: wasm-opt (Debian package binaryen) not found; policy.wasm is not post-optimised"; \

@@ -31,8 +31,9 @@ unsafe impl LinearMemory for VecMemory {
     fn byte_size(&self) -> usize {
         self.data.len()
     }
+    /// Growth within the Vec's capacity never moves it; wasmtime checks.
     fn byte_capacity(&self) -> usize {
-        self.maximum.unwrap_or(usize::MAX)
+        self.data.capacity()
     }
     fn grow_to(&mut self, new_size: usize) -> wasmtime::Result<()> {
         if self.maximum.is_some_and(|m| new_size > m) {
@@ -82,6 +83,8 @@ pub fn tracking_engine(tracked: &TrackedMemory) -> Result<Engine> {
     config.memory_reservation(0);
     config.memory_guard_size(0);
     config.memory_reservation_for_growth(0);
+    // Copy-on-write images need mmap-backed memories, which these are not.
+    config.memory_init_cow(false);
     config.with_host_memory(Arc::new(Creator(tracked.clone())));
     Engine::new(&config).map_err(|e| anyhow!("wasmtime: {e}"))
 }
