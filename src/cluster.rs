@@ -3,12 +3,11 @@
 //! (administrators write RBAC and kwctl replay sessions from them), so they
 //! are built here and nowhere else.
 
-use crate::objects::{Node, Pod, PodList};
-use crate::selector::Labels;
+use crate::objects::{LabelSet, Text};
 use kubewarden_policy_sdk::host_capabilities::kubernetes::{
     GetResourceRequest, ListResourcesByNamespaceRequest,
 };
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use std::collections::BTreeSet;
 
 /// The waPC host as seen by the policy. The wasm entry points use the real
@@ -33,37 +32,59 @@ impl std::fmt::Display for LookupError {
     }
 }
 
+/// The JSON the host answered with. Objects parsed from it borrow their
+/// strings from these bytes instead of copying them.
+pub struct Answer {
+    what: String,
+    bytes: Vec<u8>,
+}
+
+impl Answer {
+    /// Parses the answer into one of the views in `objects`.
+    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, LookupError> {
+        // Plain serde_json rather than serde_path_to_error here: its message
+        // already names the offending value, and the path-tracking wrapper
+        // would be instantiated once per answer type in the module.
+        serde_json::from_slice(&self.bytes).map_err(|e| LookupError {
+            what: self.what.clone(),
+            cause: format!(
+                "malformed answer from the cluster: {}",
+                crate::json_error_text(&e)
+            ),
+        })
+    }
+}
+
 fn masks(fields: &[&str]) -> Option<BTreeSet<String>> {
     Some(fields.iter().map(|s| s.to_string()).collect())
 }
 
-fn call<T: DeserializeOwned>(
+fn call(
     host: &mut dyn Host,
     operation: &str,
     request: &impl serde::Serialize,
-    what: impl Fn() -> String,
-) -> Result<T, LookupError> {
-    let fail = |cause: String| LookupError {
-        what: what(),
-        cause,
+    what: String,
+) -> Result<Answer, LookupError> {
+    let payload = match serde_json::to_vec(request) {
+        Ok(p) => p,
+        Err(e) => {
+            return Err(LookupError {
+                what,
+                cause: e.to_string(),
+            });
+        }
     };
-    let payload = serde_json::to_vec(request).map_err(|e| fail(e.to_string()))?;
-    let answer = host.kubernetes(operation, &payload).map_err(fail)?;
-    // Plain serde_json rather than serde_path_to_error here: its message
-    // already names the offending value, and the path-tracking wrapper
-    // would be instantiated once per answer type in the module.
-    serde_json::from_slice(&answer).map_err(|e| {
-        fail(format!(
-            "malformed answer from the cluster: {}",
-            crate::json_error_text(&e)
-        ))
-    })
+    match host.kubernetes(operation, &payload) {
+        Ok(bytes) => Ok(Answer { what, bytes }),
+        Err(cause) => Err(LookupError { what, cause }),
+    }
 }
 
 /// `get_resource` for a node with the `metadata.labels` mask: spec and
 /// status (with its large image list) stay on the host side. Cached by
-/// policy-server for a few seconds, which node labels tolerate.
-pub fn node_labels(host: &mut dyn Host, node: &str) -> Result<Labels, LookupError> {
+/// policy-server for a few seconds, which node labels tolerate. The answer
+/// parses as `objects::Node`.
+pub fn node(host: &mut dyn Host, node: &str) -> Result<Answer, LookupError> {
     let req = GetResourceRequest {
         api_version: "v1".into(),
         kind: "Node".into(),
@@ -72,13 +93,12 @@ pub fn node_labels(host: &mut dyn Host, node: &str) -> Result<Labels, LookupErro
         disable_cache: false,
         field_masks: masks(&["metadata.labels"]),
     };
-    let node: Node = call(host, "get_resource", &req, || format!("node {node:?}"))?;
-    Ok(node.metadata.labels)
+    call(host, "get_resource", &req, format!("node {node:?}"))
 }
 
 /// `get_resource` for the pod being bound. Uncached: the pod was created
-/// moments ago and a cached miss would be wrong.
-pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Pod, LookupError> {
+/// moments ago and a cached miss would be wrong. Parses as `objects::Pod`.
+pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Answer, LookupError> {
     let req = GetResourceRequest {
         api_version: "v1".into(),
         kind: "Pod".into(),
@@ -87,34 +107,39 @@ pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Pod, Look
         disable_cache: true,
         field_masks: masks(&["spec.priority", "spec.priorityClassName"]),
     };
-    call(host, "get_resource", &req, || {
-        format!("pod \"{namespace}/{name}\"")
-    })
+    call(
+        host,
+        "get_resource",
+        &req,
+        format!("pod \"{namespace}/{name}\""),
+    )
 }
 
 /// The label selector used to list candidate siblings: the pod's own
-/// labels, sorted by key (a `BTreeMap` iterates sorted), so that every pod
-/// of one ReplicaSet asks with the same selector and policy-server keeps a
-/// single watch for it.
-pub fn sibling_selector(labels: &Labels) -> String {
+/// labels, sorted by key, so that every pod of one ReplicaSet asks with the
+/// same selector and policy-server keeps a single watch for it.
+pub fn sibling_selector(labels: &LabelSet<'_>) -> String {
+    let mut pairs: Vec<&(Text<'_>, Text<'_>)> = labels.0.iter().collect();
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::new();
-    for (k, v) in labels {
+    for (k, v) in pairs {
         if !out.is_empty() {
             out.push(',');
         }
-        out.push_str(k);
+        out.push_str(k.as_str());
         out.push('=');
-        out.push_str(v);
+        out.push_str(v.as_str());
     }
     out
 }
 
-/// `list_resources_by_namespace` for the pods matching `selector`.
+/// `list_resources_by_namespace` for the pods matching `selector`. Parses
+/// as `objects::PodList`.
 pub fn list_pods(
     host: &mut dyn Host,
     namespace: &str,
     selector: &str,
-) -> Result<Vec<Pod>, LookupError> {
+) -> Result<Answer, LookupError> {
     let req = ListResourcesByNamespaceRequest {
         api_version: "v1".into(),
         kind: "Pod".into(),
@@ -128,10 +153,12 @@ pub fn list_pods(
             "status.phase",
         ]),
     };
-    let list: PodList = call(host, "list_resources_by_namespace", &req, || {
-        format!("pods in namespace {namespace:?} with label selector {selector:?}")
-    })?;
-    Ok(list.items)
+    call(
+        host,
+        "list_resources_by_namespace",
+        &req,
+        format!("pods in namespace {namespace:?} with label selector {selector:?}"),
+    )
 }
 
 #[cfg(test)]
@@ -183,6 +210,7 @@ pub mod fake {
 mod tests {
     use super::fake::FakeHost;
     use super::*;
+    use crate::objects::{Node, Pod, PodList};
     use serde_json::json;
 
     #[test]
@@ -192,8 +220,9 @@ mod tests {
             json!({"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}),
             Ok(json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"a":"b"}}})),
         );
-        let labels = node_labels(&mut host, "n1").unwrap();
-        assert_eq!(labels.get("a").map(String::as_str), Some("b"));
+        let answer = node(&mut host, "n1").unwrap();
+        let parsed: Node = answer.parse().unwrap();
+        assert_eq!(parsed.metadata.labels.get("a"), Some("b"));
         host.done();
     }
 
@@ -205,7 +234,7 @@ mod tests {
             Err("nodes \"n1\" not found".into()),
         );
         assert_eq!(
-            node_labels(&mut host, "n1").unwrap_err().to_string(),
+            node(&mut host, "n1").err().unwrap().to_string(),
             "cannot read node \"n1\": nodes \"n1\" not found"
         );
         let mut host = FakeHost::default().expect(
@@ -213,8 +242,9 @@ mod tests {
             json!({"api_version":"v1","kind":"Node","name":"n1","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}),
             Ok(json!({"metadata":{"labels":{"a":7}}})),
         );
+        let answer = node(&mut host, "n1").unwrap();
         assert_eq!(
-            node_labels(&mut host, "n1").unwrap_err().to_string(),
+            answer.parse::<Node>().unwrap_err().to_string(),
             "cannot read node \"n1\": malformed answer from the cluster: invalid type: integer `7`, expected a string"
         );
     }
@@ -226,15 +256,16 @@ mod tests {
             json!({"api_version":"v1","kind":"Pod","name":"p","namespace":"ns","disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]}),
             Ok(json!({"metadata":{"name":"p","uid":"u"}})),
         );
-        assert_eq!(pod(&mut host, "ns", "p").unwrap().metadata.uid, "u");
+        let answer = pod(&mut host, "ns", "p").unwrap();
+        assert_eq!(answer.parse::<Pod>().unwrap().metadata.uid.as_str(), "u");
         host.done();
     }
 
     #[test]
     fn list_payload_and_selector() {
-        let labels = Labels::from([
-            ("pod-template-hash".to_string(), "abc".to_string()),
-            ("app".to_string(), "web".to_string()),
+        let labels = LabelSet(vec![
+            ("pod-template-hash".into(), "abc".into()),
+            ("app".into(), "web".into()),
         ]);
         let selector = sibling_selector(&labels);
         assert_eq!(selector, "app=web,pod-template-hash=abc");
@@ -244,8 +275,8 @@ mod tests {
                    "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}),
             Ok(json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]})),
         );
-        let pods = list_pods(&mut host, "ns", &selector).unwrap();
-        assert_eq!(pods.len(), 2);
+        let answer = list_pods(&mut host, "ns", &selector).unwrap();
+        assert_eq!(answer.parse::<PodList>().unwrap().items.len(), 2);
         host.done();
     }
 }

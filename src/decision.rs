@@ -1,8 +1,8 @@
 //! The cost decision: a pure function of the settings, the node's labels,
 //! the pod and its siblings. No host calls, no JSON.
 
-use crate::objects::Pod;
-use crate::selector::Labels;
+use crate::objects::{Pod, Text};
+use crate::selector::LabelLookup;
 use crate::settings::Settings;
 use std::collections::BTreeSet;
 
@@ -36,16 +36,8 @@ pub enum Decision {
     Annotate(Annotate),
 }
 
-/// A sibling reduced to what ranking needs: where it runs and the rank it
-/// holds (both as recorded by this policy or resolved from its node).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Sibling {
-    pub zone: Option<String>,
-    pub rank: Option<u32>,
-}
-
 /// The first rule whose node selector matches, else the default cost.
-pub fn class_cost(settings: &Settings, node: &Labels) -> Option<(String, i32)> {
+pub fn class_cost(settings: &Settings, node: &impl LabelLookup) -> Option<(String, i32)> {
     settings
         .rules
         .iter()
@@ -64,28 +56,26 @@ pub fn class_cost(settings: &Settings, node: &Labels) -> Option<(String, i32)> {
 
 /// The node's zone, when zones are configured and the node has a non-empty
 /// value for the topology key.
-pub fn node_zone<'a>(settings: &Settings, node: &'a Labels) -> Option<&'a str> {
+pub fn node_zone<'a>(settings: &Settings, node: &'a impl LabelLookup) -> Option<&'a str> {
     let zones = settings.zones.as_ref()?;
-    node.get(&zones.topology_key)
-        .map(String::as_str)
-        .filter(|z| !z.is_empty())
+    node.label(&zones.topology_key).filter(|z| !z.is_empty())
 }
 
-pub fn is_placeholder(settings: &Settings, pod: &Pod) -> bool {
+pub fn is_placeholder(settings: &Settings, pod: &Pod<'_>) -> bool {
     let Some(p) = &settings.placeholders else {
         return false;
     };
     pod.spec
         .priority_class_name
         .as_ref()
-        .is_some_and(|pc| p.priority_class_names.contains(pc))
+        .is_some_and(|pc| p.priority_class_names.iter().any(|n| n == pc.as_str()))
         || p.pod_selector
             .as_ref()
             .is_some_and(|sel| sel.matches(&pod.metadata.labels))
 }
 
 /// Checks that end the evaluation before any cost is computed.
-pub fn precheck(settings: &Settings, pod: Option<&Pod>) -> Option<Skip> {
+pub fn precheck(settings: &Settings, pod: Option<&Pod<'_>>) -> Option<Skip> {
     let pod = pod?;
     if is_placeholder(settings, pod) {
         return Some(Skip::Placeholder);
@@ -93,7 +83,7 @@ pub fn precheck(settings: &Settings, pod: Option<&Pod>) -> Option<Skip> {
     if settings.keep_existing_cost
         && let Some(cost) = &pod.metadata.annotations.cost
     {
-        return Some(Skip::ExistingCost(cost.clone()));
+        return Some(Skip::ExistingCost(cost.as_str().to_string()));
     }
     None
 }
@@ -109,30 +99,33 @@ pub fn ranked_owner<'a>(
         return None;
     }
     pod.controller()
-        .filter(|o| o.kind == "ReplicaSet" && !o.uid.is_empty())
+        .filter(|o| o.kind.as_str() == "ReplicaSet" && !o.uid.as_str().is_empty())
         .map(|o| o.uid.as_str())
 }
 
 /// The listed pods that count as siblings of `pod`: same controller, still
 /// alive and scheduled, not the pod itself, not placeholders.
-pub fn siblings<'a>(
+pub fn siblings<'a, 'p>(
     settings: &'a Settings,
-    pod: &'a Pod,
+    pod: &'a Pod<'_>,
     owner_uid: &'a str,
-    listed: &'a [Pod],
-) -> impl Iterator<Item = &'a Pod> + 'a {
+    listed: &'a [Pod<'p>],
+) -> impl Iterator<Item = &'a Pod<'p>> + 'a {
     listed.iter().filter(move |p| {
-        p.controller().is_some_and(|o| o.uid == owner_uid)
+        p.controller().is_some_and(|o| o.uid.as_str() == owner_uid)
             && !is_self(p, pod)
             && p.metadata.deletion_timestamp.is_none()
-            && !matches!(p.status.phase.as_deref(), Some("Succeeded" | "Failed"))
+            && !matches!(
+                p.status.phase.as_ref().map(Text::as_str),
+                Some("Succeeded" | "Failed")
+            )
             && !p.node_name().is_empty()
             && !is_placeholder(settings, p)
     })
 }
 
-fn is_self(candidate: &Pod, pod: &Pod) -> bool {
-    if !pod.metadata.uid.is_empty() && !candidate.metadata.uid.is_empty() {
+fn is_self(candidate: &Pod<'_>, pod: &Pod<'_>) -> bool {
+    if !pod.metadata.uid.as_str().is_empty() && !candidate.metadata.uid.as_str().is_empty() {
         candidate.metadata.uid == pod.metadata.uid
     } else {
         candidate.metadata.name == pod.metadata.name
@@ -148,12 +141,12 @@ pub fn parse_rank(value: &str) -> Option<u32> {
     if canonical { value.parse().ok() } else { None }
 }
 
-/// The lowest rank free in `zone`. Ranks held by annotated siblings are
-/// taken first; each sibling without one then takes the lowest free slot,
-/// in list order; the pod gets the lowest slot left.
-pub fn rank_in_zone(zone: &str, siblings: &[Sibling]) -> u32 {
-    let in_zone = || siblings.iter().filter(|s| s.zone.as_deref() == Some(zone));
-    let mut held: BTreeSet<u32> = in_zone().filter_map(|s| s.rank).collect();
+/// The lowest rank free in the pod's zone, given the ranks its siblings in
+/// that zone hold (`None`: no valid rank annotation). Held ranks are taken
+/// first; each sibling without one then takes the lowest free slot, in list
+/// order; the pod gets the lowest slot left.
+pub fn rank_in_zone(zone_ranks: &[Option<u32>]) -> u32 {
+    let mut held: BTreeSet<u32> = zone_ranks.iter().flatten().copied().collect();
     let mut next = 0u32;
     let mut take_lowest = |held: &mut BTreeSet<u32>| {
         while held.contains(&next) {
@@ -162,19 +155,20 @@ pub fn rank_in_zone(zone: &str, siblings: &[Sibling]) -> u32 {
         held.insert(next);
         next
     };
-    for _ in in_zone().filter(|s| s.rank.is_none()) {
+    for _ in zone_ranks.iter().filter(|r| r.is_none()) {
         take_lowest(&mut held);
     }
     take_lowest(&mut held)
 }
 
-/// The whole decision. `siblings` is `None` when ranking does not apply
-/// (see `ranked_owner`), in which case no rank is given.
+/// The whole decision. `zone_ranks` holds the ranks of the siblings in the
+/// pod's zone (see `rank_in_zone`); it is `None` when ranking does not
+/// apply (see `ranked_owner`), and then no rank is given.
 pub fn decide(
     settings: &Settings,
-    node: &Labels,
-    pod: Option<&Pod>,
-    siblings: Option<&[Sibling]>,
+    node: &impl LabelLookup,
+    pod: Option<&Pod<'_>>,
+    zone_ranks: Option<&[Option<u32>]>,
 ) -> Decision {
     if let Some(skip) = precheck(settings, pod) {
         return Decision::Skip(skip);
@@ -187,8 +181,8 @@ pub fn decide(
             .as_ref()
             .and_then(|zs| zs.deletion_costs.get(z).copied())
     });
-    let rank = match (zone, siblings) {
-        (Some(z), Some(sibs)) if settings.balance() => Some(rank_in_zone(z, sibs)),
+    let rank = match (zone, zone_ranks) {
+        (Some(_), Some(ranks)) if settings.balance() => Some(rank_in_zone(ranks)),
         _ => None,
     };
     if class.is_none() && zone_cost.is_none() && rank.is_none() {
@@ -210,7 +204,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::objects::{OwnerReference, PodMeta, PodSpec, PodStatus};
+    use crate::objects::{Controller, LabelSet, OwnerReference, PodMeta, PodSpec, PodStatus};
     use crate::settings;
     use serde_json::json;
 
@@ -218,24 +212,26 @@ mod tests {
         settings::parse(&serde_json::to_vec(&v).unwrap()).unwrap()
     }
 
-    fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+    fn labels<'a>(pairs: &[(&'a str, &'a str)]) -> LabelSet<'a> {
+        LabelSet(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).into(), (*v).into()))
+                .collect(),
+        )
     }
 
-    fn pod(name: &str, rs: &str, node: &str) -> Pod {
+    fn pod<'a>(name: &'a str, rs: &'a str, node: &'a str) -> Pod<'a> {
         Pod {
             metadata: PodMeta {
                 name: name.into(),
-                uid: format!("uid-{name}"),
+                uid: format!("uid-{name}").into(),
                 labels: labels(&[("app", "web")]),
-                owner_references: vec![OwnerReference {
+                controller: Controller(Some(OwnerReference {
                     kind: "ReplicaSet".into(),
                     uid: rs.into(),
                     controller: Some(true),
-                }],
+                })),
                 ..Default::default()
             },
             spec: PodSpec {
@@ -329,12 +325,7 @@ mod tests {
         let s =
             settings(json!({"defaultDeletionCost": -2147483648i64, "zones": {"balance": true}}));
         let p = pod("p", "rs", "n");
-        let sibs: Vec<Sibling> = (0..3)
-            .map(|r| Sibling {
-                zone: Some("a".into()),
-                rank: Some(r),
-            })
-            .collect();
+        let sibs: Vec<Option<u32>> = (0..3).map(Some).collect();
         let a = annotate(decide(&s, &node, Some(&p), Some(&sibs)));
         assert_eq!((a.cost, a.rank), (i32::MIN, Some(3)));
     }
@@ -370,30 +361,15 @@ mod tests {
 
     #[test]
     fn rank_takes_lowest_free_slot() {
-        let sib = |z: &str, r: Option<u32>| Sibling {
-            zone: Some(z.into()),
-            rank: r,
-        };
-        assert_eq!(rank_in_zone("i", &[]), 0);
-        assert_eq!(
-            rank_in_zone("i", &[sib("i", Some(0)), sib("i", Some(1))]),
-            2
-        );
-        assert_eq!(
-            rank_in_zone("i", &[sib("i", Some(0)), sib("i", Some(2))]),
-            1
-        );
-        assert_eq!(
-            rank_in_zone("i", &[sib("k", Some(0)), sib("k", Some(1))]),
-            0
-        );
+        assert_eq!(rank_in_zone(&[]), 0);
+        assert_eq!(rank_in_zone(&[Some(0), Some(1)]), 2);
+        assert_eq!(rank_in_zone(&[Some(0), Some(2)]), 1);
         // Unranked siblings fill free slots after the held ones.
-        assert_eq!(rank_in_zone("i", &[sib("i", None), sib("i", Some(0))]), 2);
-        assert_eq!(rank_in_zone("i", &[sib("i", Some(1)), sib("i", None)]), 2);
-        assert_eq!(
-            rank_in_zone("i", &[sib("i", Some(3)), sib("i", None), sib("i", None)]),
-            2
-        );
+        assert_eq!(rank_in_zone(&[None, Some(0)]), 2);
+        assert_eq!(rank_in_zone(&[Some(1), None]), 2);
+        assert_eq!(rank_in_zone(&[Some(3), None, None]), 2);
+        // Duplicated ranks (two pods bound at once) hold one slot.
+        assert_eq!(rank_in_zone(&[Some(0), Some(0)]), 1);
     }
 
     #[test]
@@ -412,10 +388,7 @@ mod tests {
         );
         let node = labels(&[("available_zone", "i")]);
         let p = pod("p", "rs", "n");
-        let sibs = [Sibling {
-            zone: Some("i".into()),
-            rank: Some(0),
-        }];
+        let sibs = [Some(0)];
         let a = annotate(decide(&s, &node, Some(&p), Some(&sibs)));
         assert_eq!((a.cost, a.rank, a.zone.as_deref()), (9, Some(1), Some("i")));
         // Rank 0 with no other component still writes cost 0 and the zone.
@@ -450,7 +423,7 @@ mod tests {
         let mut hold = pod("hold", "rs", "n1");
         hold.spec.priority_class_name = Some("hold".into());
         let mut not_controller = pod("nc", "rs", "n1");
-        not_controller.metadata.owner_references[0].controller = None;
+        not_controller.metadata.controller = Controller(None);
         listed.extend([
             gone,
             done,
@@ -472,7 +445,9 @@ mod tests {
         assert_eq!(ranked_owner(&s, Some("a"), &p), Some("rs"));
         assert_eq!(ranked_owner(&s, None, &p), None);
         let mut sts = pod("p", "ss", "n");
-        sts.metadata.owner_references[0].kind = "StatefulSet".into();
+        if let Some(o) = sts.metadata.controller.0.as_mut() {
+            o.kind = "StatefulSet".into();
+        }
         assert_eq!(ranked_owner(&s, Some("a"), &sts), None);
         let s = settings(json!({"zones": {"balance": false}}));
         assert_eq!(ranked_owner(&s, Some("a"), &p), None);

@@ -4,10 +4,9 @@
 
 use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
-use crate::decision::{self, Annotate, Decision, Sibling, Skip};
+use crate::decision::{self, Annotate, Decision, Skip};
 use crate::json_error_text;
-use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, ZONE_ANNOTATION};
-use crate::selector::Labels;
+use crate::objects::{COST_ANNOTATION, Node, Pod, PodList, RANK_ANNOTATION, ZONE_ANNOTATION};
 use crate::settings::{self, OnLookupError, Settings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -94,7 +93,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             ));
         }
     };
-    let settings = match settings::parse(payload.settings.map_or(b"null", |s| s.get().as_bytes())) {
+    let settings = match cached_settings(payload.settings.map_or(b"null", |s| s.get().as_bytes())) {
         Ok(s) => s,
         Err(e) => {
             return Response::accept().warn(format!(
@@ -159,6 +158,28 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
     }
 }
 
+thread_local! {
+    /// The last settings parsed, with the bytes they came from.
+    static SETTINGS: std::cell::RefCell<Option<(Vec<u8>, std::rc::Rc<Settings>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// policy-server sends the same settings with every request: parse them
+/// once and reuse them while the bytes are unchanged, instead of paying for
+/// parsing and validation on every binding.
+fn cached_settings(raw: &[u8]) -> Result<std::rc::Rc<Settings>, String> {
+    SETTINGS.with(|cache| {
+        if let Some((bytes, settings)) = cache.borrow().as_ref()
+            && bytes.as_slice() == raw
+        {
+            return Ok(settings.clone());
+        }
+        let settings = std::rc::Rc::new(settings::parse(raw)?);
+        *cache.borrow_mut() = Some((raw.to_vec(), settings.clone()));
+        Ok(settings)
+    })
+}
+
 /// What the decision was based on, for audit annotations and logs.
 #[derive(Default)]
 struct Context {
@@ -198,76 +219,92 @@ fn decide(
     host: &mut dyn Host,
 ) -> Result<(Decision, Context), LookupError> {
     let mut ctx = Context::default();
-    let node = cluster::node_labels(host, &binding.node)?;
-    let pod = if settings.needs_pod() {
+    let node_answer = cluster::node(host, &binding.node)?;
+    let node: Node = node_answer.parse()?;
+    let node = node.metadata.labels;
+    let pod_answer = if settings.needs_pod() {
         Some(cluster::pod(host, &binding.namespace, &binding.pod)?)
     } else {
         None
     };
+    let pod: Option<Pod> = pod_answer.as_ref().map(|a| a.parse()).transpose()?;
     if let Some(skip) = decision::precheck(settings, pod.as_ref()) {
         return Ok((Decision::Skip(skip), ctx));
     }
     let zone = decision::node_zone(settings, &node);
-    let siblings = match (&pod, zone) {
+    let zone_ranks = match (&pod, zone) {
         (Some(pod), Some(zone)) => match decision::ranked_owner(settings, Some(zone), pod) {
             Some(owner) => {
-                let sibs = siblings(settings, binding, pod, owner, zone, host)?;
-                ctx.siblings = Some(sibs.len());
-                Some(sibs)
+                let (ranks, count) = zone_ranks(settings, binding, pod, owner, zone, host)?;
+                ctx.siblings = Some(count);
+                Some(ranks)
             }
             None => None,
         },
         _ => None,
     };
     Ok((
-        decision::decide(settings, &node, pod.as_ref(), siblings.as_deref()),
+        decision::decide(settings, &node, pod.as_ref(), zone_ranks.as_deref()),
         ctx,
     ))
 }
 
-fn siblings(
+/// The ranks held by the pod's siblings in its zone, and how many siblings
+/// there are in all.
+fn zone_ranks(
     settings: &Settings,
     binding: &Binding,
-    pod: &Pod,
+    pod: &Pod<'_>,
     owner: &str,
     target_zone: &str,
     host: &mut dyn Host,
-) -> Result<Vec<Sibling>, LookupError> {
+) -> Result<(Vec<Option<u32>>, usize), LookupError> {
     let selector = cluster::sibling_selector(&pod.metadata.labels);
-    let listed = cluster::list_pods(host, &binding.namespace, &selector)?;
-    // Zones of sibling nodes, looked up once each, in order of first need.
-    let mut node_zones: BTreeMap<&str, Option<String>> = BTreeMap::new();
-    let mut out = Vec::new();
-    for sib in decision::siblings(settings, pod, owner, &listed) {
-        let zone = match sib.metadata.annotations.zone.as_deref() {
-            Some(z) if !z.is_empty() => Some(z.to_string()),
-            _ if sib.node_name() == binding.node => Some(target_zone.to_string()),
-            _ => match node_zones.get(sib.node_name()) {
-                Some(z) => z.clone(),
+    let answer = cluster::list_pods(host, &binding.namespace, &selector)?;
+    let listed: PodList = answer.parse()?;
+    // Whether each sibling node is in the target zone, looked up once per
+    // node, in order of first need.
+    let mut node_in_zone: BTreeMap<&str, bool> = BTreeMap::new();
+    let mut ranks = Vec::new();
+    let mut count = 0;
+    for sib in decision::siblings(settings, pod, owner, &listed.items) {
+        count += 1;
+        let in_zone = match sib.metadata.annotations.zone.as_ref() {
+            Some(z) if !z.as_str().is_empty() => z.as_str() == target_zone,
+            _ if sib.node_name() == binding.node => true,
+            _ => match node_in_zone.get(sib.node_name()) {
+                Some(known) => *known,
                 None => {
-                    let labels: Labels =
-                        cluster::node_labels(host, sib.node_name()).map_err(|e| LookupError {
-                            what: format!(
-                                "{} (the node of sibling pod \"{}/{}\")",
-                                e.what, binding.namespace, sib.metadata.name
-                            ),
-                            cause: e.cause,
-                        })?;
-                    let z = decision::node_zone(settings, &labels).map(str::to_string);
-                    node_zones.insert(sib.node_name(), z.clone());
-                    z
+                    let lookup = cluster::node(host, sib.node_name()).and_then(|a| {
+                        a.parse::<Node>().map(|n| {
+                            decision::node_zone(settings, &n.metadata.labels) == Some(target_zone)
+                        })
+                    });
+                    let known = lookup.map_err(|e| LookupError {
+                        what: format!(
+                            "{} (the node of sibling pod \"{}/{}\")",
+                            e.what,
+                            binding.namespace,
+                            sib.metadata.name.as_str()
+                        ),
+                        cause: e.cause,
+                    })?;
+                    node_in_zone.insert(sib.node_name(), known);
+                    known
                 }
             },
         };
-        let rank = sib
-            .metadata
-            .annotations
-            .rank
-            .as_deref()
-            .and_then(decision::parse_rank);
-        out.push(Sibling { zone, rank });
+        if in_zone {
+            ranks.push(
+                sib.metadata
+                    .annotations
+                    .rank
+                    .as_ref()
+                    .and_then(|r| decision::parse_rank(r.as_str())),
+            );
+        }
     }
-    Ok(out)
+    Ok((ranks, count))
 }
 
 fn failure(settings: &Settings, problem: String) -> Response {

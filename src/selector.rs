@@ -10,6 +10,18 @@ use std::collections::BTreeMap;
 
 pub type Labels = BTreeMap<String, String>;
 
+/// Anything labels can be read from: settings maps, and the borrowed label
+/// lists of objects from the cluster.
+pub trait LabelLookup {
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl LabelLookup for Labels {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 /// A `metav1.LabelSelector` as written in the settings.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -98,15 +110,16 @@ impl LabelSelector {
     /// Kubernetes semantics: every `matchLabels` pair and every expression
     /// must hold; an empty selector matches everything. Operators were
     /// checked by `validate`; an unknown one never matches.
-    pub fn matches(&self, labels: &Labels) -> bool {
+    pub fn matches(&self, labels: &impl LabelLookup) -> bool {
         self.match_labels
             .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
+            .all(|(k, v)| labels.label(k) == Some(v.as_str()))
             && self.match_expressions.iter().all(|req| {
-                let have = labels.get(&req.key);
+                let have = labels.label(&req.key);
+                let listed = |v: &str| req.values.iter().any(|x| x == v);
                 match Operator::parse(&req.operator) {
-                    Some(Operator::In) => have.is_some_and(|v| req.values.contains(v)),
-                    Some(Operator::NotIn) => have.is_none_or(|v| !req.values.contains(v)),
+                    Some(Operator::In) => have.is_some_and(listed),
+                    Some(Operator::NotIn) => have.is_none_or(|v| !listed(v)),
                     Some(Operator::Exists) => have.is_some(),
                     Some(Operator::DoesNotExist) => have.is_none(),
                     None => false,
