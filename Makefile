@@ -92,3 +92,8 @@ TAG ?= v$(VERSION)
 push: annotated-policy.wasm
 	@test -n "$(REGISTRY)" || { echo "usage: make push REGISTRY=<host>/<path> [TAG=v$(VERSION)]"; exit 2; }
 	$(KWCTL) push annotated-policy.wasm registry://$(REGISTRY)/pod-deletion-cost:$(TAG)
+
+# Each fuzz target for FUZZ_SECONDS (default 60) after replaying the saved
+# regressions; installs nightly and cargo-fuzz when missing.
+fuzz-smoke:
+	fuzz/fuzz-smoke.sh
