@@ -716,7 +716,7 @@ mod tests {
         );
     }
 
-    // ---- bad input: each test backs a row of docs/bad-input.md ----
+    // ---- bad input: each test backs a row of the README's bad-input table ----
 
     const ADMITTED: &str = "; the binding is admitted without a deletion cost";
 

@@ -574,7 +574,7 @@ mod tests {
         );
     }
 
-    // ---- bad input: each test backs a row of docs/bad-input.md ----
+    // ---- bad input: each test backs a row of the README's bad-input table ----
 
     #[test]
     fn bad_input_operator_values() {
