@@ -64,28 +64,31 @@ pub fn annotate(object: &mut Value, annotations: &[(&str, String)]) -> Result<()
     let Value::Object(root) = object else {
         return Err("the Binding is not a JSON object".into());
     };
-    let meta = root
-        .entry("metadata")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if meta.is_null() {
-        *meta = Value::Object(Map::new());
-    }
-    let Value::Object(meta) = meta else {
-        return Err("the Binding's metadata is not an object".into());
-    };
-    let existing = meta
-        .entry("annotations")
-        .or_insert_with(|| Value::Object(Map::new()));
-    if existing.is_null() {
-        *existing = Value::Object(Map::new());
-    }
-    let Value::Object(map) = existing else {
-        return Err("the Binding's metadata.annotations is not an object".into());
-    };
+    let meta = child_map(root, "metadata", "the Binding's metadata")?;
+    let map = child_map(meta, "annotations", "the Binding's metadata.annotations")?;
     for (k, v) in annotations {
         map.insert((*k).to_string(), Value::String(v.clone()));
     }
     Ok(())
+}
+
+/// The map under `key`, created when absent or `null`; anything else there
+/// is an error naming `what`.
+fn child_map<'a>(
+    parent: &'a mut Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<&'a mut Map<String, Value>, String> {
+    let child = parent
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if child.is_null() {
+        *child = Value::Object(Map::new());
+    }
+    match child {
+        Value::Object(map) => Ok(map),
+        _ => Err(format!("{what} is not an object")),
+    }
 }
 
 #[cfg(test)]
