@@ -37,9 +37,7 @@ fn cargo_version() -> String {
 }
 
 fn policy_wasm() -> PathBuf {
-    std::env::var_os("POLICY_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("policy.wasm"))
+    e2e_tests::cases::default_wasm()
 }
 
 #[test]

@@ -6,13 +6,9 @@ use e2e_tests::engine::Policy;
 use e2e_tests::sim::{self, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 fn policy() -> Policy {
-    let path = std::env::var_os("POLICY_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy.wasm"));
-    Policy::load(&path).unwrap_or_else(|e| panic!("{e:#}"))
+    Policy::load(&e2e_tests::cases::default_wasm()).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 const WEB: &[(&str, &str)] = &[("app", "web"), ("pod-template-hash", "6d9c7b8f5d")];
