@@ -8,7 +8,7 @@ KWCTL ?= kwctl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo bench fuzz-smoke size push clean
+.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -59,7 +59,7 @@ e2e-tests: policy.wasm
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
 		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
-		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner && \
+		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner --bin simulate && \
 		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(CURDIR)/target/debug/e2e-runner" \
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
@@ -74,6 +74,20 @@ demo: policy.wasm
 	scripts/demo.sh
 
 test: fmt-check lint unit-tests e2e-tests
+
+# What the policy would do on a cluster snapshot, before installing it:
+#   make simulate SNAPSHOT=cluster.json [SETTINGS=policy.yaml] [SCALE="shop/web=3 ..."] [OUTPUT=json]
+# SNAPSHOT may name two files (nodes, then pods). Bundled examples:
+#   make simulate SNAPSHOT=e2e-tests/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
+SNAPSHOT ?=
+SETTINGS ?=
+SCALE ?=
+OUTPUT ?= table
+simulate: policy.wasm
+	@test -n "$(SNAPSHOT)" || { echo "usage: make simulate SNAPSHOT=cluster.json [SETTINGS=settings.yml] [SCALE='ns/name=N ...'] [OUTPUT=json]"; exit 2; }
+	@$(CARGO) run --quiet --locked --profile native-release -p e2e-tests --bin simulate -- \
+		--wasm policy.wasm $(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
+		--output $(OUTPUT) $(SNAPSHOT)
 
 clean:
 	$(CARGO) clean

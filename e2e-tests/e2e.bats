@@ -94,12 +94,44 @@ check_case() {
     printf 'ok   %s\n' "$(basename "$dir")"
 }
 
-@test "every case folder agrees with its expect.json under kwctl" {
-    local failed=0 dir
-    for dir in "$ROOT"/e2e-tests/cases/*/; do
+# Runs every case folder under $1; fails when any fails.
+run_cases() {
+    local failed=0 count=0 dir
+    for dir in "$1"/*/; do
+        [ -d "$dir" ] || continue
+        count=$((count + 1))
         check_case "${dir%/}" || failed=$((failed + 1))
     done
+    if [ "$count" -eq 0 ]; then
+        echo "no case folder under $1" >&2
+        return 1
+    fi
     [ "$failed" -eq 0 ]
+}
+
+# CASES_DIR runs another table, for instance one `simulate --export-cases` wrote.
+@test "every case folder agrees with its expect.json under kwctl" {
+    run_cases "${CASES_DIR:-$ROOT/e2e-tests/cases}"
+}
+
+@test "the simulator's predictions for the bundled snapshots hold under kwctl" {
+    local simulate="${SIMULATE:-$ROOT/target/debug/simulate}" tmp snap
+    if [ ! -x "$simulate" ]; then
+        echo "$simulate not found: cargo build -p e2e-tests --bin simulate" >&2
+        return 1
+    fi
+    tmp="$(mktemp -d)"
+    snap="$ROOT/e2e-tests/snapshots"
+    "$simulate" --wasm "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/eks" \
+        --settings "$ROOT/examples/eks-hybrid-bursting.yaml" "$snap/eks-hybrid/cluster.json" >/dev/null
+    "$simulate" --wasm "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/ack" \
+        --settings "$ROOT/examples/ack-zones-placeholders.yaml" \
+        "$snap/ack-zones/nodes.json" "$snap/ack-zones/pods.json" >/dev/null
+    local status=0
+    run_cases "$tmp/eks" || status=1
+    run_cases "$tmp/ack" || status=1
+    rm -rf "$tmp"
+    [ "$status" -eq 0 ]
 }
 
 @test "a session with a wrong field mask makes kwctl fail the evaluation" {

@@ -6,3 +6,5 @@ pub mod engine;
 pub mod memory;
 pub mod replay;
 pub mod sim;
+pub mod snapshot;
+pub mod whatif;

@@ -41,9 +41,11 @@ pub struct Pod {
     pub phase: String,
     pub ready: bool,
     pub deleting: bool,
-    /// Logical creation time: larger is newer.
+    /// Creation time: seconds since the epoch for pods read from a
+    /// snapshot, a logical clock for pods the simulator creates. Larger is
+    /// newer.
     pub created: u64,
-    /// Logical time the pod became ready.
+    /// Time the pod became ready, on the same clock; 0 when unknown.
     pub ready_since: u64,
     pub restarts: u32,
 }
@@ -63,7 +65,7 @@ impl Pod {
             "name": self.name,
             "namespace": self.namespace,
             "uid": self.uid,
-            "creationTimestamp": format!("2026-11-01T00:00:00Z+{}", self.created),
+            "creationTimestamp": crate::snapshot::format_timestamp(self.created),
         });
         if !self.labels.is_empty() {
             meta["labels"] = json!(self.labels);
@@ -229,6 +231,11 @@ pub struct Cluster {
     pub missing_nodes: BTreeSet<String>,
     /// Operations that answer with an RBAC error.
     pub forbidden: BTreeSet<String>,
+    /// The controller's "now" (same clock as `Pod::created`). When set,
+    /// ready and creation times compare by their logarithmic age bucket, as
+    /// with the LogarithmicScaleDown feature (on by default since 1.22);
+    /// unset, they compare exactly.
+    pub now: Option<u64>,
 }
 
 impl Cluster {
@@ -477,7 +484,7 @@ impl Cluster {
                 .unwrap_or(0)
         };
         let mut ordered = pods.clone();
-        ordered.sort_by(|a, b| deletion_cmp(a, b, related(a), related(b)));
+        ordered.sort_by(|a, b| deletion_cmp(a, b, related(a), related(b), self.now));
         ordered
     }
 
@@ -535,21 +542,61 @@ fn phase_rank(phase: &str) -> u8 {
 
 /// `ActivePodsWithRanks.Less` of the ReplicaSet controller: `Less` means
 /// deleted earlier.
-pub fn deletion_cmp(a: &Pod, b: &Pod, a_related: usize, b_related: usize) -> Ordering {
+pub fn deletion_cmp(
+    a: &Pod,
+    b: &Pod,
+    a_related: usize,
+    b_related: usize,
+    now: Option<u64>,
+) -> Ordering {
     let assigned = |p: &Pod| p.node_name.as_deref().is_some_and(|n| !n.is_empty());
-    assigned(a)
+    let by_state = assigned(a)
         .cmp(&assigned(b))
         .then(phase_rank(&a.phase).cmp(&phase_rank(&b.phase)))
         .then(a.ready.cmp(&b.ready))
         .then(a.cost().cmp(&b.cost()))
         // More replicas on the same node: deleted first.
-        .then(b_related.cmp(&a_related))
-        // Ready more recently: deleted first.
-        .then(b.ready_since.cmp(&a.ready_since))
-        .then(b.restarts.cmp(&a.restarts))
-        // Newer: deleted first.
-        .then(b.created.cmp(&a.created))
-        .then(a.name.cmp(&b.name))
+        .then(b_related.cmp(&a_related));
+    if by_state != Ordering::Equal {
+        return by_state;
+    }
+    // Ready more recently: deleted first.
+    if a.ready && b.ready && a.ready_since != b.ready_since {
+        return newer_first(a, b, a.ready_since, b.ready_since, now);
+    }
+    if a.restarts != b.restarts {
+        return b.restarts.cmp(&a.restarts);
+    }
+    if a.created != b.created {
+        return newer_first(a, b, a.created, b.created, now);
+    }
+    a.name.cmp(&b.name)
+}
+
+/// The controller's time comparison: a zero (unknown) time goes first, then
+/// the newer; with a `now`, times in the same power-of-two age bucket are
+/// equal and the pod UID decides.
+fn newer_first(a: &Pod, b: &Pod, ta: u64, tb: u64, now: Option<u64>) -> Ordering {
+    if ta == 0 {
+        return Ordering::Less;
+    }
+    if tb == 0 {
+        return Ordering::Greater;
+    }
+    match now {
+        None => tb.cmp(&ta),
+        Some(now) => {
+            let bucket = |t: u64| -> i64 {
+                // Go's time.Duration is in nanoseconds.
+                let age = now.saturating_sub(t) as f64 * 1e9;
+                if age > 0.0 { age.log2() as i64 } else { -1 }
+            };
+            match bucket(ta).cmp(&bucket(tb)) {
+                Ordering::Equal => a.uid.cmp(&b.uid),
+                other => other,
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -591,6 +638,36 @@ mod tests {
         assert_eq!(order[0], p1);
         let removed = c.scale_down("uid-rs-web", 1);
         assert_eq!(removed, [p1.clone(), p2.clone()]);
+    }
+
+    #[test]
+    fn logarithmic_scale_down_buckets_ages_and_breaks_ties_by_uid() {
+        let mut c = cluster();
+        let a = c.create_rs_pod("ns", "web", &[]);
+        let b = c.create_rs_pod("ns", "web", &[]);
+        c.complete_bind("ns", &a, "n1", None);
+        c.complete_bind("ns", &b, "n2", None);
+        for (name, ready, uid) in [(&a, 1_000, "uid-z"), (&b, 1_100, "uid-a")] {
+            let p = c.pod_mut("ns", name).unwrap();
+            p.ready_since = ready;
+            p.uid = uid.into();
+        }
+        let order = |c: &Cluster| -> Vec<String> {
+            c.deletion_order("uid-rs-web")
+                .iter()
+                .map(|p| p.name.clone())
+                .collect()
+        };
+        // Exact times: the more recently ready pod goes first.
+        assert_eq!(order(&c), [b.clone(), a.clone()]);
+        // 10,000 s later both are 2^43..2^44 ns old: one bucket, the UID decides.
+        c.now = Some(11_000);
+        assert_eq!(order(&c), [b.clone(), a.clone()]);
+        c.pod_mut("ns", &b).unwrap().uid = "uid-zz".into();
+        assert_eq!(order(&c), [a.clone(), b.clone()]);
+        // 150 s and 50 s old: different buckets, the younger goes first.
+        c.now = Some(1_150);
+        assert_eq!(order(&c), [b.clone(), a.clone()]);
     }
 
     #[test]

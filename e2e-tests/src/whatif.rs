@@ -1,0 +1,1205 @@
+//! What the policy would do to a cluster, before it is installed: the
+//! binding of every bound pod of a snapshot is replayed, oldest first,
+//! through the real `policy.wasm`, with host calls answered from the
+//! snapshot as it stood at that binding; then each ReplicaSet's deletion
+//! order is computed as the ReplicaSet controller would, and optional
+//! scale-downs are applied.
+
+use crate::engine::Policy;
+use crate::sim::{self, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
+use crate::snapshot::{Snapshot, format_timestamp};
+use serde::Serialize;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
+const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
+const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// The policy's settings and, when they come from a policy manifest, which
+/// bindings the API server would send to it.
+#[derive(Debug, Clone, Default)]
+pub struct PolicyConfig {
+    /// Where the settings came from, for messages.
+    pub source: String,
+    pub settings: Value,
+    pub policy_name: Option<String>,
+    pub mode: Option<String>,
+    /// An AdmissionPolicy only sees its own namespace.
+    pub namespace: Option<String>,
+    pub namespace_selector: Option<Selector>,
+    pub object_selector: Option<Selector>,
+    pub warnings: Vec<String>,
+}
+
+impl PolicyConfig {
+    /// Reads a settings file (YAML or JSON), or a ClusterAdmissionPolicy /
+    /// AdmissionPolicy manifest (its `spec.settings`; other documents of a
+    /// multi-document file, such as RBAC, are skipped). `None`: the
+    /// policy's defaults.
+    pub fn load(path: Option<&Path>) -> Result<PolicyConfig, String> {
+        let Some(path) = path else {
+            return Ok(PolicyConfig {
+                source: "no settings given: the policy's defaults".into(),
+                settings: json!({}),
+                ..Default::default()
+            });
+        };
+        let file = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{file}: cannot read: {e}"))?;
+        Self::parse(&file, &text)
+    }
+
+    pub fn parse(file: &str, text: &str) -> Result<PolicyConfig, String> {
+        use serde::Deserialize;
+        let mut documents = Vec::new();
+        for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let yaml = serde_yaml::Value::deserialize(doc)
+                .map_err(|e| format!("{file}: not valid YAML or JSON: {e}"))?;
+            let value = serde_json::to_value(yaml)
+                .map_err(|e| format!("{file}: document {}: {e}", i + 1))?;
+            if !value.is_null() {
+                documents.push(value);
+            }
+        }
+        let is_policy = |d: &Value| {
+            matches!(
+                d.get("kind").and_then(Value::as_str),
+                Some("ClusterAdmissionPolicy" | "AdmissionPolicy")
+            ) && d
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with("policies.kubewarden.io/"))
+        };
+        let policies: Vec<&Value> = documents.iter().filter(|d| is_policy(d)).collect();
+        match policies.as_slice() {
+            [policy] => Self::from_manifest(file, policy),
+            [] => match documents.as_slice() {
+                [] => Ok(PolicyConfig {
+                    source: format!("{file} (empty: the policy's defaults)"),
+                    settings: json!({}),
+                    ..Default::default()
+                }),
+                [Value::Object(map)] if !map.contains_key("kind") => Ok(PolicyConfig {
+                    source: file.to_string(),
+                    settings: Value::Object(map.clone()),
+                    ..Default::default()
+                }),
+                [Value::Object(map)] => Err(format!(
+                    "{file}: a {} is neither policy settings nor a ClusterAdmissionPolicy or AdmissionPolicy",
+                    map.get("kind")
+                        .and_then(Value::as_str)
+                        .unwrap_or("document")
+                )),
+                [other] => Err(format!(
+                    "{file}: settings must be a map, found {}",
+                    short_kind(other)
+                )),
+                _ => Err(format!(
+                    "{file}: {} documents and no ClusterAdmissionPolicy or AdmissionPolicy among them",
+                    documents.len()
+                )),
+            },
+            many => Err(format!(
+                "{file}: {} Kubewarden policies ({}); keep the one to simulate",
+                many.len(),
+                many.iter()
+                    .map(|p| p
+                        .pointer("/metadata/name")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+
+    fn from_manifest(file: &str, policy: &Value) -> Result<PolicyConfig, String> {
+        let kind = policy
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let name = policy.pointer("/metadata/name").and_then(Value::as_str);
+        let at = format!("{file} ({kind} {})", name.unwrap_or("?"));
+        let spec = policy.get("spec").unwrap_or(&Value::Null);
+        let text = |key: &str| -> Result<Option<String>, String> {
+            match spec.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(other) => Err(format!(
+                    "{at}: spec.{key}: expected a string, found {}",
+                    short_kind(other)
+                )),
+            }
+        };
+        let settings = match spec.get("settings") {
+            None | Some(Value::Null) => json!({}),
+            Some(s @ Value::Object(_)) => s.clone(),
+            Some(other) => {
+                return Err(format!(
+                    "{at}: spec.settings: expected a map, found {}",
+                    short_kind(other)
+                ));
+            }
+        };
+        let selector = |key: &str| -> Result<Option<Selector>, String> {
+            match spec.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => Selector::parse(v, &format!("{at}: spec.{key}")).map(Some),
+            }
+        };
+        let mut config = PolicyConfig {
+            source: format!("{at}, spec.settings"),
+            settings,
+            policy_name: name.map(String::from),
+            mode: text("mode")?,
+            namespace: if kind == "AdmissionPolicy" {
+                Some(
+                    policy
+                        .pointer("/metadata/namespace")
+                        .and_then(Value::as_str)
+                        .unwrap_or("default")
+                        .to_string(),
+                )
+            } else {
+                None
+            },
+            namespace_selector: selector("namespaceSelector")?,
+            object_selector: selector("objectSelector")?,
+            warnings: Vec::new(),
+        };
+        if config.mode.as_deref() == Some("monitor") {
+            config.warnings.push(format!(
+                "{at}: spec.mode is monitor: policy-server only logs these decisions and applies no annotation; the report shows what protect mode would do"
+            ));
+        }
+        if !covers_bindings(spec.get("rules")) {
+            config.warnings.push(format!(
+                "{at}: spec.rules do not cover pods/binding CREATE: the API server would never send a Binding to this policy; the report shows what it would do if they did"
+            ));
+        }
+        if let Some(s) = &config.namespace_selector {
+            for key in s.keys() {
+                if key != NAMESPACE_NAME_LABEL {
+                    config.warnings.push(format!(
+                        "{at}: spec.namespaceSelector uses the namespace label {key:?}, which a snapshot of nodes and pods does not hold: it is treated as absent on every namespace"
+                    ));
+                }
+            }
+        }
+        Ok(config)
+    }
+
+    /// Whether the API server would send this pod's Binding to the policy.
+    fn sends(&self, namespace: &str) -> Result<(), &'static str> {
+        if self.namespace.as_deref().is_some_and(|n| n != namespace) {
+            return Err("outside the AdmissionPolicy's namespace");
+        }
+        if let Some(s) = &self.namespace_selector {
+            let labels =
+                BTreeMap::from([(NAMESPACE_NAME_LABEL.to_string(), namespace.to_string())]);
+            if !s.matches(&labels) {
+                return Err("outside the policy's namespaceSelector");
+            }
+        }
+        // A Binding carries no labels of its own.
+        if let Some(s) = &self.object_selector
+            && !s.matches(&BTreeMap::new())
+        {
+            return Err("outside the policy's objectSelector (a Binding has no labels)");
+        }
+        Ok(())
+    }
+
+    fn topology_key(&self) -> String {
+        self.settings
+            .pointer("/zones/topologyKey")
+            .and_then(Value::as_str)
+            .unwrap_or(DEFAULT_TOPOLOGY_KEY)
+            .to_string()
+    }
+}
+
+fn covers_bindings(rules: Option<&Value>) -> bool {
+    let Some(Value::Array(rules)) = rules else {
+        return false;
+    };
+    let has = |rule: &Value, key: &str, wanted: &[&str]| {
+        rule.get(key).and_then(Value::as_array).is_some_and(|a| {
+            a.iter()
+                .any(|v| v.as_str().is_some_and(|s| wanted.contains(&s)))
+        })
+    };
+    rules.iter().any(|r| {
+        has(
+            r,
+            "resources",
+            &["pods/binding", "pods/*", "*/*", "*/binding"],
+        ) && has(r, "operations", &["CREATE", "*"])
+    })
+}
+
+fn short_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a map",
+    }
+}
+
+/// A Kubernetes LabelSelector of a policy manifest.
+#[derive(Debug, Clone, Default)]
+pub struct Selector {
+    match_labels: Vec<(String, String)>,
+    expressions: Vec<(String, String, Vec<String>)>,
+}
+
+impl Selector {
+    pub fn parse(v: &Value, at: &str) -> Result<Selector, String> {
+        let Value::Object(map) = v else {
+            return Err(format!("{at}: expected a map, found {}", short_kind(v)));
+        };
+        let mut s = Selector::default();
+        for (k, val) in map {
+            match (k.as_str(), val) {
+                (_, Value::Null) => {}
+                ("matchLabels", Value::Object(labels)) => {
+                    for (lk, lv) in labels {
+                        let lv = lv.as_str().ok_or_else(|| {
+                            format!(
+                                "{at}.matchLabels.{lk}: expected a string, found {}",
+                                short_kind(lv)
+                            )
+                        })?;
+                        s.match_labels.push((lk.clone(), lv.to_string()));
+                    }
+                }
+                ("matchExpressions", Value::Array(exprs)) => {
+                    for (i, e) in exprs.iter().enumerate() {
+                        let here = format!("{at}.matchExpressions[{i}]");
+                        let key = e
+                            .get("key")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| format!("{here}.key: missing"))?;
+                        let op = e
+                            .get("operator")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| format!("{here}.operator: missing"))?;
+                        if !matches!(op, "In" | "NotIn" | "Exists" | "DoesNotExist") {
+                            return Err(format!(
+                                "{here}.operator: {op:?} is not In, NotIn, Exists or DoesNotExist"
+                            ));
+                        }
+                        let values = match e.get("values") {
+                            None | Some(Value::Null) => Vec::new(),
+                            Some(Value::Array(vs)) => vs
+                                .iter()
+                                .map(|v| {
+                                    v.as_str()
+                                        .map(String::from)
+                                        .ok_or_else(|| format!("{here}.values: expected strings"))
+                                })
+                                .collect::<Result<_, _>>()?,
+                            Some(other) => {
+                                return Err(format!(
+                                    "{here}.values: expected a list, found {}",
+                                    short_kind(other)
+                                ));
+                            }
+                        };
+                        s.expressions
+                            .push((key.to_string(), op.to_string(), values));
+                    }
+                }
+                ("matchLabels" | "matchExpressions", other) => {
+                    return Err(format!("{at}.{k}: unexpected {}", short_kind(other)));
+                }
+                (other, _) => return Err(format!("{at}: unknown field {other:?}")),
+            }
+        }
+        Ok(s)
+    }
+
+    fn keys(&self) -> BTreeSet<&str> {
+        self.match_labels
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .chain(self.expressions.iter().map(|(k, _, _)| k.as_str()))
+            .collect()
+    }
+
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.expressions.iter().all(|(k, op, values)| {
+                let got = labels.get(k);
+                match op.as_str() {
+                    "In" => got.is_some_and(|g| values.contains(g)),
+                    "NotIn" => !got.is_some_and(|g| values.contains(g)),
+                    "Exists" => got.is_some(),
+                    _ => got.is_none(),
+                }
+            })
+    }
+}
+
+/// `--scale <namespace>/<replicaset-or-deployment>=<replicas>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScaleTarget {
+    pub namespace: String,
+    pub name: String,
+    pub replicas: usize,
+}
+
+impl std::str::FromStr for ScaleTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "--scale {s:?}: expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3"
+            )
+        };
+        let (target, n) = s.split_once('=').ok_or_else(bad)?;
+        let (namespace, name) = target.split_once('/').ok_or_else(bad)?;
+        if namespace.is_empty() || name.is_empty() || name.contains('/') {
+            return Err(bad());
+        }
+        let replicas = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("--scale {s:?}: {n:?} is not a replica count (0 or more)"))?;
+        Ok(ScaleTarget {
+            namespace: namespace.into(),
+            name: name.into(),
+            replicas,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Drop every pod-deletion-cost annotation of the snapshot before the
+    /// replay (for instance when the Kyverno policy this one replaces wrote
+    /// them after binding).
+    pub strip_costs: bool,
+    /// When the scale-down happens (the ReplicaSet controller's "now");
+    /// default: the snapshot's newest timestamp.
+    pub now: Option<u64>,
+    pub scales: Vec<ScaleTarget>,
+    /// Write every evaluated binding as an end-to-end case folder (request,
+    /// settings, kwctl replay session, expected answer) under this
+    /// directory, so the prediction can be checked under kwctl.
+    pub export_cases: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub snapshot: SnapshotSummary,
+    pub policy: PolicySummary,
+    pub bindings: Vec<BindingReport>,
+    pub replica_sets: Vec<ReplicaSetReport>,
+    pub scale: Vec<ScaleReport>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotSummary {
+    pub files: Vec<String>,
+    pub nodes: usize,
+    pub pods: usize,
+    /// Bindings sent to the policy.
+    pub evaluated: usize,
+    /// Bound pods whose binding the API server would not send to it.
+    pub not_sent: usize,
+    /// Static pods' mirrors: created bound, never through a Binding.
+    pub mirror_pods: usize,
+    /// Pods not bound to a node yet.
+    pub unbound: usize,
+    pub ignored_objects: BTreeMap<String, usize>,
+    /// The ReplicaSet controller's "now" for the deletion order.
+    pub now: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicySummary {
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    pub topology_key: String,
+    pub settings: Value,
+}
+
+/// One replayed binding.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingReport {
+    pub namespace: String,
+    pub pod: String,
+    pub node: String,
+    pub time: String,
+    /// Whether the API server would send this Binding to the policy.
+    pub evaluated: bool,
+    pub allowed: bool,
+    /// The policy's `decision` audit annotation, or why it was not asked.
+    pub decision: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// The annotations the Binding would carry to the pod.
+    pub annotations: BTreeMap<String, String>,
+    pub warnings: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaSetReport {
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<String>,
+    /// In the order the ReplicaSet controller would delete them.
+    pub pods: Vec<PodReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodReport {
+    /// 1: deleted first on scale-down.
+    pub delete_order: usize,
+    pub name: String,
+    pub node: Option<String>,
+    pub zone: Option<String>,
+    /// The pod's pod-deletion-cost annotation after the replay.
+    pub cost: Option<String>,
+    pub rank: Option<String>,
+    pub phase: String,
+    pub ready: bool,
+    pub decision: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScaleReport {
+    pub target: String,
+    pub replica_set: String,
+    pub from: usize,
+    pub to: usize,
+    /// In deletion order.
+    pub removed: Vec<String>,
+    pub zones_before: BTreeMap<String, usize>,
+    pub zones_after: BTreeMap<String, usize>,
+}
+
+/// Replays the snapshot's bindings through `policy` and reports.
+pub fn simulate(
+    policy: &Policy,
+    snapshot: &Snapshot,
+    config: &PolicyConfig,
+    options: &Options,
+) -> Result<Report, String> {
+    let verdict = policy
+        .validate_settings(&config.settings)
+        .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
+    if !verdict.valid {
+        return Err(format!(
+            "{}: the policy refuses these settings: {}",
+            config.source,
+            verdict.message.unwrap_or_default()
+        ));
+    }
+    let mut warnings = config.warnings.clone();
+    let mut cluster = Cluster {
+        nodes: snapshot.nodes.clone(),
+        ..Default::default()
+    };
+    for s in &snapshot.pods {
+        cluster
+            .pods
+            .push(as_before_binding(&s.pod, options.strip_costs));
+    }
+    let mut order: Vec<&crate::snapshot::SnapshotPod> = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.pod.node_name.is_some() && !p.mirror)
+        .collect();
+    order.sort_by(|a, b| {
+        (a.scheduled, a.pod.created, &a.pod.namespace, &a.pod.name).cmp(&(
+            b.scheduled,
+            b.pod.created,
+            &b.pod.namespace,
+            &b.pod.name,
+        ))
+    });
+    let mut bindings = Vec::new();
+    let mut decisions: BTreeMap<(String, String), String> = BTreeMap::new();
+    let (mut evaluated, mut not_sent) = (0, 0);
+    for s in order {
+        let p = &s.pod;
+        let node = p.node_name.clone().unwrap_or_default();
+        let mut report = BindingReport {
+            namespace: p.namespace.clone(),
+            pod: p.name.clone(),
+            node: node.clone(),
+            time: format_timestamp(s.scheduled),
+            evaluated: false,
+            allowed: true,
+            decision: String::new(),
+            rule: None,
+            annotations: BTreeMap::new(),
+            warnings: Vec::new(),
+            message: None,
+        };
+        match config.sends(&p.namespace) {
+            Err(why) => {
+                not_sent += 1;
+                report.decision = why.to_string();
+                cluster.complete_bind(&p.namespace, &p.name, &node, None);
+            }
+            Ok(()) => {
+                evaluated += 1;
+                let outcome = sim::bind(
+                    policy,
+                    &mut cluster,
+                    &config.settings,
+                    &p.namespace,
+                    &p.name,
+                    &node,
+                )
+                .map_err(|e| {
+                    format!(
+                        "evaluating the binding of {}/{}: {e:#}",
+                        p.namespace, p.name
+                    )
+                })?;
+                if let Some(dir) = &options.export_cases {
+                    export_case(dir, evaluated, &config.settings, &outcome)?;
+                }
+                let r = &outcome.response;
+                let audit = r.audit_annotations.clone().unwrap_or_default();
+                report.evaluated = true;
+                report.allowed = r.accepted;
+                report.decision = audit.get("decision").cloned().unwrap_or_else(|| {
+                    if r.accepted {
+                        "admitted unchanged".into()
+                    } else {
+                        "rejected".into()
+                    }
+                });
+                report.rule = audit.get("rule").cloned();
+                report.warnings = r.warnings.clone().unwrap_or_default();
+                report.message = r.message.clone();
+                if let Some(Value::Object(ann)) = r
+                    .mutated_object
+                    .as_ref()
+                    .and_then(|o| o.pointer("/metadata/annotations"))
+                {
+                    for (k, v) in ann {
+                        if let Some(v) = v.as_str() {
+                            report.annotations.insert(k.clone(), v.to_string());
+                        }
+                    }
+                }
+                for w in &report.warnings {
+                    warnings.push(format!("{}/{} → {node}: {w}", p.namespace, p.name));
+                }
+                if !r.accepted {
+                    report.decision = "rejected".into();
+                    warnings.push(format!(
+                        "{}/{} → {node}: the binding would be rejected ({}); the scheduler retries it, and it is shown here bound without a cost",
+                        p.namespace,
+                        p.name,
+                        r.message.as_deref().unwrap_or("no message")
+                    ));
+                    cluster.complete_bind(&p.namespace, &p.name, &node, None);
+                }
+            }
+        }
+        decisions.insert(
+            (p.namespace.clone(), p.name.clone()),
+            report.decision.clone(),
+        );
+        bindings.push(report);
+    }
+    // The replay ran every bound pod as running and ready; the deletion
+    // order uses the state the snapshot shows.
+    for s in &snapshot.pods {
+        if let Some(c) = cluster.pod_mut(&s.pod.namespace, &s.pod.name) {
+            c.node_name = s.pod.node_name.clone();
+            c.phase = s.pod.phase.clone();
+            c.ready = s.pod.ready;
+            c.ready_since = s.pod.ready_since;
+            c.restarts = s.pod.restarts;
+            c.deleting = s.pod.deleting;
+            c.created = s.pod.created;
+        }
+        if s.mirror {
+            decisions.insert(
+                (s.pod.namespace.clone(), s.pod.name.clone()),
+                "mirror pod: never bound through the API".into(),
+            );
+        } else if s.pod.node_name.is_none() {
+            decisions.insert(
+                (s.pod.namespace.clone(), s.pod.name.clone()),
+                "not bound yet".into(),
+            );
+        }
+    }
+    let now = options.now.unwrap_or(snapshot.latest);
+    cluster.now = Some(now);
+    let zone_key = config.topology_key();
+    let replica_sets = replica_sets(&cluster, &zone_key, &decisions);
+    let mut scale = Vec::new();
+    let mut seen = BTreeSet::new();
+    for t in &options.scales {
+        let (uid, name) = resolve(&cluster, &replica_sets, t)?;
+        if !seen.insert(uid.clone()) {
+            return Err(format!(
+                "--scale {}/{}: ReplicaSet {name} is scaled twice",
+                t.namespace, t.name
+            ));
+        }
+        let from = cluster.active_pods(&uid).len();
+        let mut after = cluster.clone();
+        let removed = after.scale_down(&uid, t.replicas);
+        scale.push(ScaleReport {
+            target: format!("{}/{}", t.namespace, t.name),
+            replica_set: name,
+            from,
+            to: t.replicas,
+            removed,
+            zones_before: cluster.per_zone(&uid, &zone_key),
+            zones_after: after.per_zone(&uid, &zone_key),
+        });
+    }
+    let unbound = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.pod.node_name.is_none())
+        .count();
+    Ok(Report {
+        snapshot: SnapshotSummary {
+            files: snapshot
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect(),
+            nodes: snapshot.nodes.len(),
+            pods: snapshot.pods.len(),
+            evaluated,
+            not_sent,
+            mirror_pods: snapshot.pods.iter().filter(|p| p.mirror).count(),
+            unbound,
+            ignored_objects: snapshot.ignored.clone(),
+            now: format_timestamp(now),
+        },
+        policy: PolicySummary {
+            source: config.source.clone(),
+            name: config.policy_name.clone(),
+            mode: config.mode.clone(),
+            topology_key: zone_key,
+            settings: config.settings.clone(),
+        },
+        bindings,
+        replica_sets,
+        scale,
+        warnings,
+    })
+}
+
+/// One evaluated binding as a case folder of the end-to-end table
+/// (`e2e-tests/cases/` layout), checked by `e2e-runner cases --dir` and by
+/// `e2e.bats` under kwctl.
+fn export_case(
+    dir: &Path,
+    index: usize,
+    settings: &Value,
+    outcome: &sim::BindOutcome,
+) -> Result<(), String> {
+    let r = &outcome.response;
+    let ns = outcome.request["namespace"].as_str().unwrap_or_default();
+    let pod = outcome.request["name"].as_str().unwrap_or_default();
+    let node = outcome.request["object"]["target"]["name"]
+        .as_str()
+        .unwrap_or_default();
+    let case = dir.join(format!("{index:04}-{ns}-{pod}"));
+    let patch = match &r.mutated_object {
+        Some(m) => crate::engine::patch(&outcome.request["object"], m),
+        None => Value::Null,
+    };
+    let mut expect = json!({
+        "description": format!("simulated binding of {ns}/{pod} to {node}"),
+        "allowed": r.accepted,
+        "patch": patch,
+        "auditAnnotations": r.audit_annotations.clone().unwrap_or_default(),
+    });
+    match r.warnings.as_deref() {
+        None | Some([]) => expect["noWarnings"] = json!(true),
+        Some(w) => expect["warnings"] = json!(w),
+    }
+    if let Some(m) = r.message.as_ref().filter(|_| !r.accepted) {
+        expect["message"] = json!([m]);
+    }
+    let review = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": outcome.request,
+    });
+    let files = [
+        ("request.json", pretty(&review)?),
+        // JSON is YAML: kwctl and the runner read it as settings.
+        ("settings.yml", pretty(settings)?),
+        ("session.yml", sim::replay_session_yaml(&outcome.exchanges)),
+        ("expect.json", pretty(&expect)?),
+    ];
+    std::fs::create_dir_all(&case).map_err(|e| format!("{}: {e}", case.display()))?;
+    for (name, text) in files {
+        let path = case.join(name);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn pretty(v: &Value) -> Result<String, String> {
+    serde_json::to_string_pretty(v)
+        .map(|s| s + "\n")
+        .map_err(|e| e.to_string())
+}
+
+/// The pod as it was when the scheduler bound it: not on a node yet, and
+/// without the annotations a Binding from this policy would have brought.
+fn as_before_binding(p: &sim::Pod, strip_costs: bool) -> sim::Pod {
+    let mut pod = p.clone();
+    // Zone and rank are only ever written by this policy, together with
+    // the cost: a pod carrying them got its cost from the policy already.
+    let written_here = pod.annotations.contains_key(ZONE_ANNOTATION)
+        || pod.annotations.contains_key(RANK_ANNOTATION);
+    pod.annotations.remove(ZONE_ANNOTATION);
+    pod.annotations.remove(RANK_ANNOTATION);
+    if strip_costs || written_here {
+        pod.annotations.remove(COST_ANNOTATION);
+    }
+    pod.node_name = None;
+    pod.phase = "Pending".into();
+    pod.ready = false;
+    pod.ready_since = 0;
+    pod.restarts = 0;
+    pod.deleting = false;
+    pod
+}
+
+fn replica_sets(
+    cluster: &Cluster,
+    zone_key: &str,
+    decisions: &BTreeMap<(String, String), String>,
+) -> Vec<ReplicaSetReport> {
+    let mut owners: BTreeMap<(String, String, String), ()> = BTreeMap::new();
+    for p in &cluster.pods {
+        if let Some(o) = p.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
+            owners.insert((p.namespace.clone(), o.name.clone(), o.uid.clone()), ());
+        }
+    }
+    let mut out = Vec::new();
+    for (namespace, name, uid) in owners.into_keys() {
+        let ordered = cluster.deletion_order(&uid);
+        if ordered.is_empty() {
+            continue;
+        }
+        let hashes: BTreeSet<Option<&String>> = ordered
+            .iter()
+            .map(|p| p.labels.get(TEMPLATE_HASH_LABEL))
+            .collect();
+        let deployment = match hashes.into_iter().collect::<Vec<_>>().as_slice() {
+            [Some(h)] => name.strip_suffix(&format!("-{h}")).map(String::from),
+            _ => None,
+        };
+        let pods = ordered
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PodReport {
+                delete_order: i + 1,
+                name: p.name.clone(),
+                node: p.node_name.clone(),
+                zone: p
+                    .node_name
+                    .as_deref()
+                    .and_then(|n| cluster.node(n))
+                    .and_then(|n| n.labels.get(zone_key))
+                    .cloned(),
+                cost: p.annotations.get(COST_ANNOTATION).cloned(),
+                rank: p.annotations.get(RANK_ANNOTATION).cloned(),
+                phase: p.phase.clone(),
+                ready: p.ready,
+                decision: decisions
+                    .get(&(p.namespace.clone(), p.name.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+            })
+            .collect();
+        out.push(ReplicaSetReport {
+            namespace,
+            name,
+            deployment,
+            pods,
+        });
+    }
+    out
+}
+
+/// The ReplicaSet `--scale` names: a ReplicaSet by name, or the one
+/// ReplicaSet with pods of a Deployment.
+fn resolve(
+    cluster: &Cluster,
+    sets: &[ReplicaSetReport],
+    t: &ScaleTarget,
+) -> Result<(String, String), String> {
+    let here: Vec<&ReplicaSetReport> = sets.iter().filter(|s| s.namespace == t.namespace).collect();
+    let chosen: Vec<&&ReplicaSetReport> = match here.iter().find(|s| s.name == t.name) {
+        Some(s) => vec![s],
+        None => here
+            .iter()
+            .filter(|s| s.deployment.as_deref() == Some(t.name.as_str()))
+            .collect(),
+    };
+    let target = format!("{}/{}", t.namespace, t.name);
+    match chosen.as_slice() {
+        [one] => {
+            let uid = cluster
+                .pods
+                .iter()
+                .find(|p| {
+                    p.namespace == t.namespace
+                        && p.owner
+                            .as_ref()
+                            .is_some_and(|o| o.kind == "ReplicaSet" && o.name == one.name)
+                })
+                .and_then(|p| p.owner.as_ref())
+                .map(|o| o.uid.clone())
+                .ok_or_else(|| format!("--scale {target}: ReplicaSet {} has no pod", one.name))?;
+            Ok((uid, one.name.clone()))
+        }
+        [] => {
+            let known: Vec<String> = here
+                .iter()
+                .map(|s| match &s.deployment {
+                    Some(d) => format!("{} (Deployment {d})", s.name),
+                    None => s.name.clone(),
+                })
+                .collect();
+            Err(if known.is_empty() {
+                format!(
+                    "--scale {target}: no ReplicaSet has pods in namespace {:?}",
+                    t.namespace
+                )
+            } else {
+                format!(
+                    "--scale {target}: no ReplicaSet or Deployment of that name has pods; ReplicaSets with pods in {}: {}",
+                    t.namespace,
+                    known.join(", ")
+                )
+            })
+        }
+        many => Err(format!(
+            "--scale {target}: Deployment {} has pods in {} ReplicaSets ({}), a rollout in progress; name the ReplicaSet to scale",
+            t.name,
+            many.len(),
+            many.iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+    }
+}
+
+/// The report as tables for a terminal.
+pub fn render_table(r: &Report) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let s = &r.snapshot;
+    let _ = writeln!(
+        out,
+        "Snapshot: {} ({} nodes, {} pods): {} bindings evaluated, {} not sent to the policy, {} mirror pods, {} pods not bound",
+        s.files.join(", "),
+        s.nodes,
+        s.pods,
+        s.evaluated,
+        s.not_sent,
+        s.mirror_pods,
+        s.unbound
+    );
+    let _ = writeln!(out, "Settings: {}", r.policy.source);
+    let _ = writeln!(
+        out,
+        "Zones by node label {}; deletion order as of {}",
+        r.policy.topology_key, s.now
+    );
+    for rs in &r.replica_sets {
+        let _ = writeln!(out);
+        let owner = match &rs.deployment {
+            Some(d) => format!(" (Deployment {d})"),
+            None => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "ReplicaSet {}/{}{owner}: {} pods, deleted in this order on scale-down",
+            rs.namespace,
+            rs.name,
+            rs.pods.len()
+        );
+        let rows: Vec<[String; 7]> = rs
+            .pods
+            .iter()
+            .map(|p| {
+                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+                [
+                    p.delete_order.to_string(),
+                    p.name.clone(),
+                    dash(&p.node),
+                    dash(&p.zone),
+                    dash(&p.cost),
+                    dash(&p.rank),
+                    if p.phase == "Running" && p.ready {
+                        p.decision.clone()
+                    } else {
+                        format!(
+                            "{} ({}{})",
+                            p.decision,
+                            p.phase,
+                            if p.ready { "" } else { ", not ready" }
+                        )
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            ["ORDER", "POD", "NODE", "ZONE", "COST", "RANK", "DECISION"],
+            &rows,
+        ));
+    }
+    for sc in &r.scale {
+        let _ = writeln!(out);
+        if sc.removed.is_empty() {
+            let _ = writeln!(
+                out,
+                "Scale {} ({}) {} -> {}: no pod removed{}",
+                sc.target,
+                sc.replica_set,
+                sc.from,
+                sc.to,
+                if sc.to > sc.from {
+                    " (new pods get their cost when the scheduler binds them)"
+                } else {
+                    ""
+                }
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "Scale {} ({}) {} -> {}: removes {}",
+                sc.target,
+                sc.replica_set,
+                sc.from,
+                sc.to,
+                sc.removed.join(", ")
+            );
+        }
+        let zones: BTreeSet<&String> = sc
+            .zones_before
+            .keys()
+            .chain(sc.zones_after.keys())
+            .collect();
+        let rows: Vec<[String; 3]> = zones
+            .into_iter()
+            .map(|z| {
+                [
+                    z.clone(),
+                    sc.zones_before.get(z).copied().unwrap_or(0).to_string(),
+                    sc.zones_after.get(z).copied().unwrap_or(0).to_string(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(["ZONE", "BEFORE", "AFTER"], &rows));
+    }
+    let _ = writeln!(out);
+    if r.warnings.is_empty() {
+        let _ = writeln!(out, "Warnings: none");
+    } else {
+        let _ = writeln!(out, "Warnings ({}):", r.warnings.len());
+        for w in &r.warnings {
+            let _ = writeln!(out, "  {w}");
+        }
+    }
+    out
+}
+
+fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut l = String::from(" ");
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            l.push(' ');
+            l.push_str(c);
+            if i + 1 < N {
+                l.push_str(&" ".repeat(w - c.chars().count() + 1));
+            }
+        }
+        l.trim_end().to_string() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_documents_and_manifests() {
+        let c = PolicyConfig::parse("s.yml", "rules: []\n").unwrap();
+        assert_eq!(c.settings, json!({"rules": []}));
+        assert_eq!(c.source, "s.yml");
+        assert!(c.sends("kube-system").is_ok());
+
+        let c = PolicyConfig::parse("s.json", "").unwrap();
+        assert_eq!(c.settings, json!({}));
+
+        let manifest = "apiVersion: policies.kubewarden.io/v1
+kind: AdmissionPolicy
+metadata: {name: p, namespace: shop}
+spec:
+  mode: monitor
+  rules: [{apiGroups: [''], apiVersions: [v1], resources: [pods/binding], operations: [CREATE]}]
+  settings: {keepExistingCost: true}
+";
+        let c = PolicyConfig::parse("p.yaml", manifest).unwrap();
+        assert_eq!(c.settings, json!({"keepExistingCost": true}));
+        assert_eq!(c.source, "p.yaml (AdmissionPolicy p), spec.settings");
+        assert_eq!(c.sends("shop"), Ok(()));
+        assert_eq!(
+            c.sends("web"),
+            Err("outside the AdmissionPolicy's namespace")
+        );
+        assert_eq!(c.warnings.len(), 1);
+        assert!(c.warnings[0].contains("spec.mode is monitor"));
+    }
+
+    #[test]
+    fn manifest_scope_and_warnings() {
+        let manifest = "apiVersion: policies.kubewarden.io/v1
+kind: ClusterAdmissionPolicy
+metadata: {name: p}
+spec:
+  rules: [{resources: [pods], operations: [CREATE]}]
+  namespaceSelector:
+    matchLabels: {team: a}
+    matchExpressions: [{key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}]
+  objectSelector: {matchLabels: {x: y}}
+";
+        let c = PolicyConfig::parse("p.yaml", manifest).unwrap();
+        assert_eq!(c.settings, json!({}));
+        assert_eq!(
+            c.warnings,
+            [
+                "p.yaml (ClusterAdmissionPolicy p): spec.rules do not cover pods/binding CREATE: the API server would never send a Binding to this policy; the report shows what it would do if they did",
+                "p.yaml (ClusterAdmissionPolicy p): spec.namespaceSelector uses the namespace label \"team\", which a snapshot of nodes and pods does not hold: it is treated as absent on every namespace",
+            ]
+        );
+        assert_eq!(
+            c.sends("shop"),
+            Err("outside the policy's namespaceSelector")
+        );
+    }
+
+    #[test]
+    fn settings_errors_name_the_file_and_field() {
+        let cases = [
+            ("- a\n- b\n", "s.yml: settings must be a map, found a list"),
+            (
+                "kind: ClusterRole\nmetadata: {name: x}\n",
+                "s.yml: a ClusterRole is neither policy settings nor a ClusterAdmissionPolicy or AdmissionPolicy",
+            ),
+            ("a: [\n", "s.yml: not valid YAML or JSON: "),
+            (
+                "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {settings: [1]}\n",
+                "s.yml (ClusterAdmissionPolicy p): spec.settings: expected a map, found a list",
+            ),
+            (
+                "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {namespaceSelector: {matchExpressions: [{key: a, operator: Equals}]}}\n",
+                "s.yml (ClusterAdmissionPolicy p): spec.namespaceSelector.matchExpressions[0].operator: \"Equals\" is not In, NotIn, Exists or DoesNotExist",
+            ),
+            (
+                "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {mode: 3}\n",
+                "s.yml (ClusterAdmissionPolicy p): spec.mode: expected a string, found a number",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = PolicyConfig::parse("s.yml", text).unwrap_err();
+            assert!(got.starts_with(want), "{text:?}: {got}");
+        }
+    }
+
+    #[test]
+    fn selectors_follow_label_selector_semantics() {
+        let s = Selector::parse(
+            &json!({"matchLabels": {"a": "1"}, "matchExpressions": [
+                {"key": "b", "operator": "In", "values": ["x", "y"]},
+                {"key": "c", "operator": "DoesNotExist"},
+                {"key": "d", "operator": "NotIn", "values": ["z"]}]}),
+            "sel",
+        )
+        .unwrap();
+        let labels = |kv: &[(&str, &str)]| {
+            kv.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert!(s.matches(&labels(&[("a", "1"), ("b", "y")])));
+        assert!(!s.matches(&labels(&[("a", "1"), ("b", "y"), ("c", "")])));
+        assert!(!s.matches(&labels(&[("a", "1"), ("b", "y"), ("d", "z")])));
+        assert!(!s.matches(&labels(&[("a", "2"), ("b", "y")])));
+        assert!(Selector::default().matches(&BTreeMap::new()));
+    }
+
+    #[test]
+    fn scale_targets() {
+        assert_eq!(
+            "shop/web=3".parse::<ScaleTarget>(),
+            Ok(ScaleTarget {
+                namespace: "shop".into(),
+                name: "web".into(),
+                replicas: 3
+            })
+        );
+        assert_eq!(
+            "shop/web=-1".parse::<ScaleTarget>().unwrap_err(),
+            "--scale \"shop/web=-1\": \"-1\" is not a replica count (0 or more)"
+        );
+        for bad in ["web=3", "/web=3", "shop/=3", "shop/web", "a/b/c=1"] {
+            assert!(
+                bad.parse::<ScaleTarget>()
+                    .unwrap_err()
+                    .contains("expected <namespace>/")
+            );
+        }
+    }
+}

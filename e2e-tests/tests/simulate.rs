@@ -1,0 +1,517 @@
+//! The `simulate` command on the bundled kubectl snapshots: the decisions it
+//! prints, its errors, and that every prediction it makes holds when the
+//! same bindings are evaluated from kwctl replay sessions.
+
+use e2e_tests::cases::{self, Case};
+use e2e_tests::engine::Policy;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NOW: &str = "2026-11-22T00:00:00Z";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn snap(rel: &str) -> String {
+    root()
+        .join("e2e-tests/snapshots")
+        .join(rel)
+        .display()
+        .to_string()
+}
+
+fn example(name: &str) -> String {
+    root().join("examples").join(name).display().to_string()
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn simulate(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_simulate"))
+        .args(["--wasm", &cases::default_wasm().display().to_string()])
+        .args(args)
+        .output()
+        .expect("simulate runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(args: &[&str]) -> Value {
+    let mut all = vec!["--output", "json", "--now", NOW];
+    all.extend_from_slice(args);
+    let r = simulate(&all);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    serde_json::from_str(&r.stdout).expect("JSON output")
+}
+
+fn eks(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.push(snap("eks-hybrid/cluster.json"));
+    v
+}
+
+fn ack(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    v.push(snap("ack-zones/nodes.json"));
+    v.push(snap("ack-zones/pods.json"));
+    v
+}
+
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+fn replica_set<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["replicaSets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == name)
+        .unwrap_or_else(|| panic!("no ReplicaSet {name} in {report:#}"))
+}
+
+fn pods(rs: &Value) -> &Vec<Value> {
+    rs["pods"].as_array().unwrap()
+}
+
+fn counts(v: &Value) -> BTreeMap<String, u64> {
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn eks_bursting_costs_order_and_scale_down() {
+    let settings = example("eks-hybrid-bursting.yaml");
+    let r = json(&refs(&eks(&[
+        "--settings",
+        &settings,
+        "--scale",
+        "shop/web=3",
+    ])));
+    assert_eq!(r["snapshot"]["nodes"], 3);
+    assert_eq!(r["snapshot"]["pods"], 23);
+    assert_eq!(r["snapshot"]["evaluated"], 15);
+    // kube-system is outside the manifest's namespaceSelector.
+    assert_eq!(r["snapshot"]["notSent"], 8);
+    let web = replica_set(&r, "web-7d9f8c6b5d");
+    assert_eq!(web["deployment"], "web");
+    let order: Vec<(&str, Option<&str>, &str)> = pods(web)
+        .iter()
+        .map(|p| {
+            (
+                p["node"].as_str().unwrap(),
+                p["cost"].as_str(),
+                p["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // The 7 burst pods (no cost) go before any of the 8 on the hybrid node
+    // (cost 1); among the burst pods, the fuller EC2 node first.
+    for (i, (node, cost, decision)) in order.iter().enumerate() {
+        if i < 7 {
+            assert!(node.starts_with("ip-10-42-"), "{order:?}");
+            assert_eq!((*cost, *decision), (None, "no rule matches"));
+        } else {
+            assert_eq!(*node, "mi-0ebe45e33a53e04f2");
+            assert_eq!((*cost, *decision), (Some("1"), "annotated"));
+        }
+    }
+    assert!(
+        order[..4]
+            .iter()
+            .all(|o| o.0.starts_with("ip-10-42-108-174"))
+    );
+    let scale = &r["scale"][0];
+    assert_eq!(
+        (scale["from"].as_u64(), scale["to"].as_u64()),
+        (Some(15), Some(3))
+    );
+    assert_eq!(scale["removed"].as_array().unwrap().len(), 12);
+    assert_eq!(
+        counts(&scale["zonesAfter"]),
+        BTreeMap::from([("onprem-rack-1".to_string(), 3)])
+    );
+    assert_eq!(
+        counts(&scale["zonesBefore"]),
+        BTreeMap::from([
+            ("onprem-rack-1".to_string(), 8),
+            ("us-west-2a".to_string(), 4),
+            ("us-west-2b".to_string(), 3)
+        ])
+    );
+    let coredns = replica_set(&r, "coredns-6b9575c64c");
+    assert!(
+        pods(coredns).iter().all(
+            |p| p["decision"] == "outside the policy's namespaceSelector" && p["cost"].is_null()
+        )
+    );
+    assert_eq!(r["warnings"], serde_json::json!([]));
+}
+
+#[test]
+fn eks_table_prints_each_decision() {
+    let settings = example("eks-hybrid-bursting.yaml");
+    let r = simulate(&refs(&eks(&[
+        "--settings",
+        &settings,
+        "--now",
+        NOW,
+        "--scale",
+        "shop/web=3",
+    ])));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
+    for want in [
+        "Snapshot: ",
+        "(3 nodes, 23 pods): 15 bindings evaluated, 8 not sent to the policy, 0 mirror pods, 0 pods not bound",
+        "(ClusterAdmissionPolicy pod-deletion-cost-eks-hybrid), spec.settings",
+        "Zones by node label topology.kubernetes.io/zone; deletion order as of 2026-11-22T00:00:00Z",
+        "ReplicaSet shop/web-7d9f8c6b5d (Deployment web): 15 pods, deleted in this order on scale-down",
+        "  ORDER  POD                   NODE                                         ZONE           COST  RANK  DECISION",
+        "  15     web-7d9f8c6b5d-",
+        "Scale shop/web (web-7d9f8c6b5d) 15 -> 3: removes web-7d9f8c6b5d-",
+        "  onprem-rack-1  8       3",
+        "  us-west-2a     4       0",
+        "Warnings: none",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+    let hybrid_rows = out
+        .lines()
+        .filter(|l| {
+            l.contains("mi-0ebe45e33a53e04f2") && l.contains("onprem-rack-1  1     -     annotated")
+        })
+        .count();
+    assert_eq!(hybrid_rows, 8, "{out}");
+}
+
+#[test]
+fn eks_default_settings_see_every_namespace() {
+    let r = json(&refs(&eks(&[])));
+    assert_eq!(r["snapshot"]["evaluated"], 23);
+    assert_eq!(
+        r["policy"]["source"],
+        "no settings given: the policy's defaults"
+    );
+    // A DaemonSet pod on the hybrid node gets the cost too: the policy
+    // annotates every pod bound there, whatever owns it.
+    let hybrid_ds = r["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["namespace"] == "kube-system" && b["node"] == "mi-0ebe45e33a53e04f2")
+        .collect::<Vec<_>>();
+    assert_eq!(hybrid_ds.len(), 2);
+    for b in hybrid_ds {
+        assert_eq!(
+            b["annotations"]["controller.kubernetes.io/pod-deletion-cost"],
+            "1"
+        );
+    }
+}
+
+#[test]
+fn ack_zones_placeholders_and_balance() {
+    let settings = example("ack-zones-placeholders.yaml");
+    let r = json(&refs(&ack(&[
+        "--settings",
+        &settings,
+        "--scale",
+        "shop/web=3",
+        "--scale",
+        "shop/api-6d4b8f7c9=3",
+    ])));
+    let s = &r["snapshot"];
+    assert_eq!(
+        (s["nodes"].as_u64(), s["pods"].as_u64()),
+        (Some(4), Some(22))
+    );
+    assert_eq!(s["mirrorPods"], 1);
+    assert_eq!(s["unbound"], 2);
+    assert_eq!(s["evaluated"], 19);
+    assert_eq!(r["policy"]["topologyKey"], "available_zone");
+    // Placeholders: never annotated.
+    for z in ["i", "k", "h"] {
+        let rs = replica_set(&r, &format!("ack-place-holder-{z}-5f7d8b9c4"));
+        for p in pods(rs) {
+            assert!(p["cost"].is_null(), "{p}");
+            assert!(
+                p["decision"] == "placeholder" || p["decision"] == "not bound yet",
+                "{p}"
+            );
+        }
+    }
+    // shop/web was bound i,i,k,i,k,h,i,k,i: ranks 0.. per zone, cost = zone
+    // cost (i 10, k 0, h none) - rank.
+    let web = replica_set(&r, "web-58c9d7f6b4");
+    let mut by_zone: BTreeMap<String, Vec<(i64, i64)>> = BTreeMap::new();
+    for p in pods(web) {
+        let cost: i64 = p["cost"].as_str().unwrap().parse().unwrap();
+        let rank: i64 = p["rank"].as_str().unwrap().parse().unwrap();
+        by_zone
+            .entry(p["zone"].as_str().unwrap().into())
+            .or_default()
+            .push((rank, cost));
+    }
+    for v in by_zone.values_mut() {
+        v.sort();
+    }
+    assert_eq!(
+        by_zone,
+        BTreeMap::from([
+            ("h".to_string(), vec![(0, 0)]),
+            (
+                "i".to_string(),
+                vec![(0, 10), (1, 9), (2, 8), (3, 7), (4, 6)]
+            ),
+            ("k".to_string(), vec![(0, 0), (1, -1), (2, -2)]),
+        ])
+    );
+    // Deletion order: ascending cost.
+    let costs: Vec<i64> = pods(web)
+        .iter()
+        .map(|p| p["cost"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
+    let web_scale = &r["scale"][0];
+    assert_eq!(
+        counts(&web_scale["zonesAfter"]),
+        BTreeMap::from([("i".to_string(), 3)])
+    );
+    let api_scale = &r["scale"][1];
+    assert_eq!(api_scale["replicaSet"], "api-6d4b8f7c9");
+    // api was bound h,k,i,h,k,i: the second pod of h and of k (cost -1) go
+    // first, then one of the two at cost 0.
+    assert_eq!(counts(&api_scale["zonesAfter"]).values().sum::<u64>(), 3);
+    assert_eq!(counts(&api_scale["zonesAfter"])["i"], 2);
+    // The mirror pod is reported, never evaluated.
+    assert!(
+        !r["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["pod"].as_str().unwrap().starts_with("node-exporter"))
+    );
+}
+
+#[test]
+fn ack_table_prints_each_decision() {
+    let settings = example("ack-zones-placeholders.yaml");
+    let r = simulate(&refs(&ack(&[
+        "--settings",
+        &settings,
+        "--now",
+        NOW,
+        "--scale",
+        "shop/web=3",
+    ])));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out = r.stdout;
+    for want in [
+        "ReplicaSet default/ack-place-holder-i-5f7d8b9c4 (Deployment ack-place-holder-i): 2 pods, deleted in this order on scale-down",
+        "  1      ack-place-holder-i-5f7d8b9c4-hwhkk  -                        -     -     -     not bound yet (Pending, not ready)",
+        "  2      ack-place-holder-i-5f7d8b9c4-r2q86  cn-beijing.192.168.0.23  i     -     -     placeholder",
+        "ReplicaSet shop/web-58c9d7f6b4 (Deployment web): 9 pods, deleted in this order on scale-down",
+        "  1      web-58c9d7f6b4-kfjbv  cn-beijing.192.168.2.17  k     -2    2     annotated",
+        "  9      web-58c9d7f6b4-zd89n  cn-beijing.192.168.0.23  i     10    0     annotated",
+        "Scale shop/web (web-58c9d7f6b4) 9 -> 3: removes web-58c9d7f6b4-kfjbv, web-58c9d7f6b4-bs8gv,",
+        "  ZONE  BEFORE  AFTER",
+        "  h     1       0",
+        "  i     5       3",
+        "  k     3       0",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in\n{out}");
+    }
+}
+
+/// Every binding the simulator evaluated, written as a case folder, gives
+/// the same answer when evaluated alone from its kwctl replay session (the
+/// form `e2e.bats` runs under the real kwctl), and the patch it expects
+/// carries the cost the report predicts.
+#[test]
+fn predictions_replay_as_kwctl_sessions() {
+    let policy = Policy::load(&cases::default_wasm()).unwrap();
+    let tmp = std::env::temp_dir().join(format!("simulate-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    for (name, settings, args) in [
+        ("eks", example("eks-hybrid-bursting.yaml"), eks(&[])),
+        ("ack", example("ack-zones-placeholders.yaml"), ack(&[])),
+    ] {
+        let dir = tmp.join(name);
+        let dir_s = dir.display().to_string();
+        let mut all = vec!["--settings", &settings, "--export-cases", &dir_s];
+        all.extend(refs(&args));
+        let report = json(&all);
+        let exported = cases::load_all(&dir).unwrap();
+        assert_eq!(
+            exported.len() as u64,
+            report["snapshot"]["evaluated"].as_u64().unwrap()
+        );
+        for case in &exported {
+            let failures = case.run(&policy).unwrap();
+            assert!(failures.is_empty(), "{}: {failures:?}", case.name);
+            check_cost_matches(case, &report);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+fn check_cost_matches(case: &Case, report: &Value) {
+    let pod = case.request["name"].as_str().unwrap();
+    let binding = report["bindings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["pod"] == pod)
+        .unwrap();
+    let want = binding["annotations"]
+        .get("controller.kubernetes.io/pod-deletion-cost")
+        .cloned();
+    let patched = case
+        .expect
+        .patch
+        .as_ref()
+        .and_then(|p| p.as_array())
+        .and_then(|ops| ops.first())
+        .and_then(|op| {
+            op["value"]
+                .get("controller.kubernetes.io/pod-deletion-cost")
+                .cloned()
+        });
+    assert_eq!(patched, want, "{}", case.name);
+}
+
+#[test]
+fn bad_inputs_name_the_file_and_field() {
+    let tmp = std::env::temp_dir().join(format!("simulate-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let write = |name: &str, text: &str| -> String {
+        let p = tmp.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let bad_snapshot = write(
+        "bad.json",
+        r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"zone":7}}}]}"#,
+    );
+    let r = simulate(&[&bad_snapshot]);
+    assert_eq!(r.code, 1);
+    assert_eq!(
+        r.stderr.trim(),
+        format!(
+            "error: {bad_snapshot}: items[0] (Node n1): metadata.labels.zone: expected a string, found 7"
+        )
+    );
+
+    let bad_settings = write(
+        "settings.yml",
+        "rules:\n  - nodeSelector: {matchLabels: {a: b}}\n    deletionCost: 99999999999\n",
+    );
+    let r = simulate(&refs(&eks(&["--settings", &bad_settings])));
+    assert_eq!(r.code, 1);
+    assert!(
+        r.stderr.starts_with(&format!(
+            "error: {bad_settings}: the policy refuses these settings: rules[0].deletionCost"
+        )),
+        "{}",
+        r.stderr
+    );
+
+    let two = write(
+        "two.yaml",
+        "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: a}\nspec: {}\n---\napiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: b}\nspec: {}\n",
+    );
+    let r = simulate(&refs(&eks(&["--settings", &two])));
+    assert_eq!(
+        r.stderr.trim(),
+        format!("error: {two}: 2 Kubewarden policies (a, b); keep the one to simulate")
+    );
+
+    let r = simulate(&refs(&eks(&["--scale", "shop/nope=2", "--now", NOW])));
+    assert_eq!(
+        r.stderr.trim(),
+        "error: --scale shop/nope: no ReplicaSet or Deployment of that name has pods; ReplicaSets with pods in shop: web-7d9f8c6b5d (Deployment web)"
+    );
+
+    let r = simulate(&["--scale", "web=2", "x.json"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.starts_with(
+        "error: --scale \"web=2\": expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3\nusage: simulate"
+    ));
+    let r = simulate(&[]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .starts_with("error: no snapshot file given\nusage:")
+    );
+    let missing = tmp.join("missing.json").display().to_string();
+    let r = simulate(&[&missing]);
+    assert!(
+        r.stderr
+            .starts_with(&format!("error: {missing}: cannot read: ")),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_dir_all(&tmp).ok();
+}
+
+#[test]
+fn rbac_and_policy_manifests_in_one_file() {
+    // The bundled examples are read as they are applied: policy manifest,
+    // possibly alongside RBAC documents.
+    let rbac = std::fs::read_to_string(root().join("examples/rbac.yaml")).unwrap();
+    let cap = std::fs::read_to_string(root().join("examples/ack-zones-placeholders.yaml")).unwrap();
+    let tmp = std::env::temp_dir().join(format!("simulate-multi-{}.yaml", std::process::id()));
+    std::fs::write(&tmp, format!("{rbac}\n---\n{cap}")).unwrap();
+    let t = tmp.display().to_string();
+    let r = json(&refs(&ack(&["--settings", &t])));
+    assert_eq!(r["policy"]["name"], "pod-deletion-cost-ack-zones");
+    assert_eq!(r["policy"]["settings"]["zones"]["balance"], true);
+    std::fs::remove_file(Path::new(&tmp)).ok();
+}
+
+#[test]
+fn nodes_missing_from_the_snapshot_show_as_policy_warnings() {
+    let text = std::fs::read_to_string(snap("eks-hybrid/cluster.json")).unwrap();
+    let mut list: Value = serde_json::from_str(&text).unwrap();
+    let gone = "ip-10-42-77-12.us-west-2.compute.internal";
+    list["items"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|i| !(i["kind"] == "Node" && i["metadata"]["name"] == gone));
+    let tmp = std::env::temp_dir().join(format!("simulate-gone-{}.json", std::process::id()));
+    std::fs::write(&tmp, list.to_string()).unwrap();
+    let settings = example("eks-hybrid-bursting.yaml");
+    let r = json(&["--settings", &settings, &tmp.display().to_string()]);
+    std::fs::remove_file(&tmp).ok();
+    let warnings: Vec<&str> = r["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    // shop/web has 3 pods on that node; kube-system is not sent.
+    assert_eq!(warnings.len(), 3, "{warnings:#?}");
+    for w in warnings {
+        assert!(w.starts_with("shop/web-7d9f8c6b5d-"), "{w}");
+        assert!(
+            w.ends_with(&format!(
+                " → {gone}: pod-deletion-cost: cannot read node \"{gone}\": nodes \"{gone}\" not found; the binding is admitted without a deletion cost"
+            )),
+            "{w}"
+        );
+    }
+}
