@@ -45,13 +45,16 @@ impl Answer {
         // Plain serde_json rather than serde_path_to_error here: its message
         // already names the offending value, and the path-tracking wrapper
         // would be instantiated once per answer type in the module.
-        serde_json::from_slice(&self.bytes).map_err(|e| LookupError {
+        let malformed = |e: String| LookupError {
             what: self.what.clone(),
-            cause: format!(
-                "malformed answer from the cluster: {}",
-                crate::json_error_text(&e)
-            ),
-        })
+            cause: format!("malformed answer from the cluster: {e}"),
+        };
+        // One UTF-8 check of the whole answer, then a parser that trusts it:
+        // parsing from bytes re-validates every string it meets, which for
+        // a list of a thousand pods is a fifth of the work.
+        let text = std::str::from_utf8(&self.bytes)
+            .map_err(|e| malformed(format!("not UTF-8: {e}")))?;
+        serde_json::from_str(text).map_err(|e| malformed(crate::json_error_text(&e)))
     }
 }
 
