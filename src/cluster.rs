@@ -3,7 +3,7 @@
 //! (administrators write RBAC and kwctl replay sessions from them), so they
 //! are built here and nowhere else.
 
-use crate::objects::{LabelSet, Text};
+use crate::objects::{EachPod, LabelSet, Pod, Text};
 use kubewarden_policy_sdk::host_capabilities::kubernetes::{
     GetResourceRequest, ListResourcesByNamespaceRequest,
 };
@@ -42,6 +42,18 @@ pub struct Answer {
 impl Answer {
     /// Parses the answer into one of the views in `objects`.
     pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, LookupError> {
+        self.parse_seed(std::marker::PhantomData::<T>)
+    }
+
+    /// Parses a PodList answer, handing each pod to `f` as it is read.
+    pub fn each_pod<'a>(&'a self, f: impl FnMut(Pod<'a>)) -> Result<(), LookupError> {
+        self.parse_seed(EachPod(f))
+    }
+
+    fn parse_seed<'a, S: serde::de::DeserializeSeed<'a>>(
+        &'a self,
+        seed: S,
+    ) -> Result<S::Value, LookupError> {
         // Plain serde_json rather than serde_path_to_error here: its message
         // already names the offending value, and the path-tracking wrapper
         // would be instantiated once per answer type in the module.
@@ -54,7 +66,12 @@ impl Answer {
         // a list of a thousand pods is a fifth of the work.
         let text = std::str::from_utf8(&self.bytes)
             .map_err(|e| malformed(format!("not UTF-8: {e}")))?;
-        serde_json::from_str(text).map_err(|e| malformed(crate::json_error_text(&e)))
+        let mut de = serde_json::Deserializer::from_str(text);
+        let value = seed
+            .deserialize(&mut de)
+            .and_then(|v| de.end().map(|()| v))
+            .map_err(|e| malformed(crate::json_error_text(&e)))?;
+        Ok(value)
     }
 }
 
@@ -137,7 +154,7 @@ pub fn sibling_selector(labels: &LabelSet<'_>) -> String {
 }
 
 /// `list_resources_by_namespace` for the pods matching `selector`. Parses
-/// as `objects::PodList`.
+/// pod by pod (`Answer::each_pod`).
 pub fn list_pods(
     host: &mut dyn Host,
     namespace: &str,
@@ -213,7 +230,7 @@ pub mod fake {
 mod tests {
     use super::fake::FakeHost;
     use super::*;
-    use crate::objects::{Node, Pod, PodList};
+    use crate::objects::{Node, Pod};
     use serde_json::json;
 
     #[test]
@@ -279,7 +296,11 @@ mod tests {
             Ok(json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]})),
         );
         let answer = list_pods(&mut host, "ns", &selector).unwrap();
-        assert_eq!(answer.parse::<PodList>().unwrap().items.len(), 2);
+        let mut names = Vec::new();
+        answer
+            .each_pod(|p| names.push(p.metadata.name.as_str().to_string()))
+            .unwrap();
+        assert_eq!(names, ["a", "b"]);
         host.done();
     }
 }

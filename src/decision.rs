@@ -103,25 +103,18 @@ pub fn ranked_owner<'a>(
         .map(|o| o.uid.as_str())
 }
 
-/// The listed pods that count as siblings of `pod`: same controller, still
-/// alive and scheduled, not the pod itself, not placeholders.
-pub fn siblings<'a, 'p>(
-    settings: &'a Settings,
-    pod: &'a Pod<'_>,
-    owner_uid: &'a str,
-    listed: &'a [Pod<'p>],
-) -> impl Iterator<Item = &'a Pod<'p>> + 'a {
-    listed.iter().filter(move |p| {
-        p.controller().is_some_and(|o| o.uid.as_str() == owner_uid)
-            && !is_self(p, pod)
-            && p.metadata.deletion_timestamp.is_none()
-            && !matches!(
-                p.status.phase.as_ref().map(Text::as_str),
-                Some("Succeeded" | "Failed")
-            )
-            && !p.node_name().is_empty()
-            && !is_placeholder(settings, p)
-    })
+/// Whether a listed pod counts as a sibling of `pod`: same controller,
+/// still alive and scheduled, not the pod itself, not a placeholder.
+pub fn is_sibling(settings: &Settings, pod: &Pod<'_>, owner_uid: &str, p: &Pod<'_>) -> bool {
+    p.controller().is_some_and(|o| o.uid.as_str() == owner_uid)
+        && !is_self(p, pod)
+        && p.metadata.deletion_timestamp.is_none()
+        && !matches!(
+            p.status.phase.as_ref().map(Text::as_str),
+            Some("Succeeded" | "Failed")
+        )
+        && !p.node_name().is_empty()
+        && !is_placeholder(settings, p)
 }
 
 fn is_self(candidate: &Pod<'_>, pod: &Pod<'_>) -> bool {
@@ -432,7 +425,9 @@ mod tests {
             not_controller,
             pod("b", "rs", "n2"),
         ]);
-        let names: Vec<&str> = siblings(&s, &me, "rs", &listed)
+        let names: Vec<&str> = listed
+            .iter()
+            .filter(|p| is_sibling(&s, &me, "rs", p))
             .map(|p| p.metadata.name.as_str())
             .collect();
         assert_eq!(names, ["a", "b"]);

@@ -6,7 +6,7 @@ use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
 use crate::decision::{self, Annotate, Decision, Skip};
 use crate::json_error_text;
-use crate::objects::{COST_ANNOTATION, Node, Pod, PodList, RANK_ANNOTATION, ZONE_ANNOTATION};
+use crate::objects::{COST_ANNOTATION, Node, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use crate::settings::{self, OnLookupError, Settings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -84,12 +84,15 @@ const NOT_A_BINDING: &str =
 /// a warning on an accepted request, or a rejection when the settings ask
 /// for one.
 pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
-    let payload: Payload = match serde_json::from_slice(payload) {
+    // One UTF-8 check, then a parser that trusts it (see cluster::Answer).
+    let parsed = std::str::from_utf8(payload)
+        .map_err(|e| format!("not UTF-8: {e}"))
+        .and_then(|text| serde_json::from_str::<Payload>(text).map_err(|e| json_error_text(&e)));
+    let payload: Payload = match parsed {
         Ok(p) => p,
         Err(e) => {
             return Response::accept().warn(format!(
-                "pod-deletion-cost: cannot parse the admission request: {}; admitted unchanged",
-                json_error_text(&e)
+                "pod-deletion-cost: cannot parse the admission request: {e}; admitted unchanged"
             ));
         }
     };
@@ -261,21 +264,30 @@ fn zone_ranks(
 ) -> Result<(Vec<Option<u32>>, usize), LookupError> {
     let selector = cluster::sibling_selector(&pod.metadata.labels);
     let answer = cluster::list_pods(host, &binding.namespace, &selector)?;
-    let listed: PodList = answer.parse()?;
+    // Only what the ranking needs is kept of each sibling, as it is parsed.
+    let mut siblings: Vec<Sibling> = Vec::new();
+    answer.each_pod(|p| {
+        if decision::is_sibling(settings, pod, owner, &p) {
+            siblings.push(Sibling {
+                name: p.metadata.name,
+                node: p.spec.node_name.unwrap_or_default(),
+                zone: p.metadata.annotations.zone,
+                rank: p.metadata.annotations.rank,
+            });
+        }
+    })?;
     // Whether each sibling node is in the target zone, looked up once per
     // node, in order of first need.
     let mut node_in_zone: BTreeMap<&str, bool> = BTreeMap::new();
     let mut ranks = Vec::new();
-    let mut count = 0;
-    for sib in decision::siblings(settings, pod, owner, &listed.items) {
-        count += 1;
-        let in_zone = match sib.metadata.annotations.zone.as_ref() {
+    for sib in &siblings {
+        let in_zone = match sib.zone.as_ref() {
             Some(z) if !z.as_str().is_empty() => z.as_str() == target_zone,
-            _ if sib.node_name() == binding.node => true,
-            _ => match node_in_zone.get(sib.node_name()) {
+            _ if sib.node.as_str() == binding.node => true,
+            _ => match node_in_zone.get(sib.node.as_str()) {
                 Some(known) => *known,
                 None => {
-                    let lookup = cluster::node(host, sib.node_name()).and_then(|a| {
+                    let lookup = cluster::node(host, sib.node.as_str()).and_then(|a| {
                         a.parse::<Node>().map(|n| {
                             decision::node_zone(settings, &n.metadata.labels) == Some(target_zone)
                         })
@@ -285,26 +297,32 @@ fn zone_ranks(
                             "{} (the node of sibling pod \"{}/{}\")",
                             e.what,
                             binding.namespace,
-                            sib.metadata.name.as_str()
+                            sib.name.as_str()
                         ),
                         cause: e.cause,
                     })?;
-                    node_in_zone.insert(sib.node_name(), known);
+                    node_in_zone.insert(sib.node.as_str(), known);
                     known
                 }
             },
         };
         if in_zone {
             ranks.push(
-                sib.metadata
-                    .annotations
-                    .rank
+                sib.rank
                     .as_ref()
                     .and_then(|r| decision::parse_rank(r.as_str())),
             );
         }
     }
-    Ok((ranks, count))
+    Ok((ranks, siblings.len()))
+}
+
+/// What the ranking keeps of a sibling pod.
+struct Sibling<'a> {
+    name: Text<'a>,
+    node: Text<'a>,
+    zone: Option<Text<'a>>,
+    rank: Option<Text<'a>>,
 }
 
 fn failure(settings: &Settings, problem: String) -> Response {
@@ -325,23 +343,36 @@ fn failure(settings: &Settings, problem: String) -> Response {
 /// A debug line for policy-server's log, in the shape the SDK's logger
 /// sends, without pulling the logging framework into the module.
 fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, String)]) {
-    let mut event = serde_json::Map::new();
-    event.insert("level".into(), "debug".into());
-    event.insert("message".into(), message.into());
-    event.insert(
-        "pod".into(),
-        format!("{}/{}", binding.namespace, binding.pod).into(),
-    );
-    event.insert("node".into(), binding.node.clone().into());
+    // Written by hand: building a JSON map for one line cost more than the
+    // rest of a typical evaluation.
+    let mut line = Vec::with_capacity(256);
+    line.extend_from_slice(br#"{"level":"debug","message":"#);
+    push_json_str(&mut line, message);
+    line.extend_from_slice(br#","pod":"#);
+    push_json_str(&mut line, &format!("{}/{}", binding.namespace, binding.pod));
+    line.extend_from_slice(br#","node":"#);
+    push_json_str(&mut line, &binding.node);
     for (k, v) in fields {
-        event.insert((*k).into(), v.clone().into());
+        line.push(b',');
+        push_json_str(&mut line, k);
+        line.push(b':');
+        push_json_str(&mut line, v);
     }
-    event.insert("line".into(), line!().into());
-    event.insert("column".into(), column!().into());
-    event.insert("file".into(), file!().into());
-    if let Ok(bytes) = serde_json::to_vec(&event) {
-        host.log(&bytes);
-    }
+    line.extend_from_slice(
+        format!(
+            r#","file":"{}","line":{},"column":{}}}"#,
+            file!(),
+            line!(),
+            column!()
+        )
+        .as_bytes(),
+    );
+    host.log(&line);
+}
+
+fn push_json_str(out: &mut Vec<u8>, s: &str) {
+    // Writing a str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]
@@ -1001,7 +1032,7 @@ mod tests {
         let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), settings), host);
         assert_eq!(
             rejected(resp),
-            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: invalid type: map, expected a sequence; the binding is rejected (onLookupError: reject)"
+            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: invalid type: map, expected a list of pods; the binding is rejected (onLookupError: reject)"
         );
     }
 }
