@@ -3,11 +3,11 @@
 //! (administrators write RBAC and kwctl replay sessions from them), so they
 //! are built here and nowhere else.
 
-use crate::objects::{EachPod, LabelSet, Pod, Text};
+use crate::objects::{LabelSet, Node, Pod, Text};
+use crate::scan;
 use kubewarden_policy_sdk::host_capabilities::kubernetes::{
     GetResourceRequest, ListResourcesByNamespaceRequest,
 };
-use serde::Deserialize;
 use std::collections::BTreeSet;
 
 /// The waPC host as seen by the policy. The wasm entry points use the real
@@ -40,38 +40,33 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// Parses the answer into one of the views in `objects`.
-    pub fn parse<'a, T: Deserialize<'a>>(&'a self) -> Result<T, LookupError> {
-        self.parse_seed(std::marker::PhantomData::<T>)
+    /// The answer as a Node view.
+    pub fn node(&self) -> Result<Node<'_>, LookupError> {
+        self.read(scan::node)
     }
 
-    /// Parses a PodList answer, handing each pod to `f` as it is read.
-    pub fn each_pod<'a>(&'a self, f: impl FnMut(Pod<'a>)) -> Result<(), LookupError> {
-        self.parse_seed(EachPod(f))
+    /// The answer as a Pod view.
+    pub fn pod(&self) -> Result<Pod<'_>, LookupError> {
+        self.read(scan::pod)
     }
 
-    fn parse_seed<'a, S: serde::de::DeserializeSeed<'a>>(
+    /// A PodList answer, each pod handed to `f` as it is read; labels are
+    /// read only when `labels` is set.
+    pub fn each_pod<'a>(&'a self, labels: bool, f: impl FnMut(Pod<'a>)) -> Result<(), LookupError> {
+        self.read(|text| scan::each_pod(text, labels, f))
+    }
+
+    fn read<'a, T>(
         &'a self,
-        seed: S,
-    ) -> Result<S::Value, LookupError> {
-        // Plain serde_json rather than serde_path_to_error here: its message
-        // already names the offending value, and the path-tracking wrapper
-        // would be instantiated once per answer type in the module.
+        f: impl FnOnce(&'a str) -> Result<T, String>,
+    ) -> Result<T, LookupError> {
         let malformed = |e: String| LookupError {
             what: self.what.clone(),
             cause: format!("malformed answer from the cluster: {e}"),
         };
-        // One UTF-8 check of the whole answer, then a parser that trusts it:
-        // parsing from bytes re-validates every string it meets, which for
-        // a list of a thousand pods is a fifth of the work.
-        let text = std::str::from_utf8(&self.bytes)
-            .map_err(|e| malformed(format!("not UTF-8: {e}")))?;
-        let mut de = serde_json::Deserializer::from_str(text);
-        let value = seed
-            .deserialize(&mut de)
-            .and_then(|v| de.end().map(|()| v))
-            .map_err(|e| malformed(crate::json_error_text(&e)))?;
-        Ok(value)
+        let text =
+            std::str::from_utf8(&self.bytes).map_err(|e| malformed(format!("not UTF-8: {e}")))?;
+        f(text).map_err(malformed)
     }
 }
 
@@ -230,7 +225,6 @@ pub mod fake {
 mod tests {
     use super::fake::FakeHost;
     use super::*;
-    use crate::objects::{Node, Pod};
     use serde_json::json;
 
     #[test]
@@ -241,7 +235,7 @@ mod tests {
             Ok(json!({"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"a":"b"}}})),
         );
         let answer = node(&mut host, "n1").unwrap();
-        let parsed: Node = answer.parse().unwrap();
+        let parsed = answer.node().unwrap();
         assert_eq!(parsed.metadata.labels.get("a"), Some("b"));
         host.done();
     }
@@ -264,8 +258,8 @@ mod tests {
         );
         let answer = node(&mut host, "n1").unwrap();
         assert_eq!(
-            answer.parse::<Node>().unwrap_err().to_string(),
-            "cannot read node \"n1\": malformed answer from the cluster: invalid type: integer `7`, expected a string"
+            answer.node().unwrap_err().to_string(),
+            "cannot read node \"n1\": malformed answer from the cluster: metadata.labels.a: expected a string, found a number"
         );
     }
 
@@ -277,7 +271,7 @@ mod tests {
             Ok(json!({"metadata":{"name":"p","uid":"u"}})),
         );
         let answer = pod(&mut host, "ns", "p").unwrap();
-        assert_eq!(answer.parse::<Pod>().unwrap().metadata.uid.as_str(), "u");
+        assert_eq!(answer.pod().unwrap().metadata.uid.as_str(), "u");
         host.done();
     }
 
@@ -298,7 +292,7 @@ mod tests {
         let answer = list_pods(&mut host, "ns", &selector).unwrap();
         let mut names = Vec::new();
         answer
-            .each_pod(|p| names.push(p.metadata.name.as_str().to_string()))
+            .each_pod(true, |p| names.push(p.metadata.name.as_str().to_string()))
             .unwrap();
         assert_eq!(names, ["a", "b"]);
         host.done();

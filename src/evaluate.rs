@@ -6,7 +6,7 @@ use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
 use crate::decision::{self, Annotate, Decision, Skip};
 use crate::json_error_text;
-use crate::objects::{COST_ANNOTATION, Node, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
+use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use crate::settings::{self, OnLookupError, Settings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -223,14 +223,14 @@ fn decide(
 ) -> Result<(Decision, Context), LookupError> {
     let mut ctx = Context::default();
     let node_answer = cluster::node(host, &binding.node)?;
-    let node: Node = node_answer.parse()?;
+    let node = node_answer.node()?;
     let node = node.metadata.labels;
     let pod_answer = if settings.needs_pod() {
         Some(cluster::pod(host, &binding.namespace, &binding.pod)?)
     } else {
         None
     };
-    let pod: Option<Pod> = pod_answer.as_ref().map(|a| a.parse()).transpose()?;
+    let pod: Option<Pod> = pod_answer.as_ref().map(|a| a.pod()).transpose()?;
     if let Some(skip) = decision::precheck(settings, pod.as_ref()) {
         return Ok((Decision::Skip(skip), ctx));
     }
@@ -265,8 +265,13 @@ fn zone_ranks(
     let selector = cluster::sibling_selector(&pod.metadata.labels);
     let answer = cluster::list_pods(host, &binding.namespace, &selector)?;
     // Only what the ranking needs is kept of each sibling, as it is parsed.
+    // Sibling labels only matter to a placeholder podSelector.
+    let labels = settings
+        .placeholders
+        .as_ref()
+        .is_some_and(|p| p.pod_selector.is_some());
     let mut siblings: Vec<Sibling> = Vec::new();
-    answer.each_pod(|p| {
+    answer.each_pod(labels, |p| {
         if decision::is_sibling(settings, pod, owner, &p) {
             siblings.push(Sibling {
                 name: p.metadata.name,
@@ -288,7 +293,7 @@ fn zone_ranks(
                 Some(known) => *known,
                 None => {
                     let lookup = cluster::node(host, sib.node.as_str()).and_then(|a| {
-                        a.parse::<Node>().map(|n| {
+                        a.node().map(|n| {
                             decision::node_zone(settings, &n.metadata.labels) == Some(target_zone)
                         })
                     });
@@ -903,7 +908,7 @@ mod tests {
         assert_eq!(
             warned(resp),
             format!(
-                "pod-deletion-cost: cannot read node \"mi-1\": malformed answer from the cluster: invalid type: boolean `true`, expected a string{ADMITTED}"
+                "pod-deletion-cost: cannot read node \"mi-1\": malformed answer from the cluster: metadata.labels[\"eks.amazonaws.com/compute-type\"]: expected a string, found a boolean{ADMITTED}"
             )
         );
     }
@@ -918,7 +923,7 @@ mod tests {
         assert_eq!(
             warned(resp),
             format!(
-                "pod-deletion-cost: cannot read node \"mi-1\": malformed answer from the cluster: invalid type: string \"<html>\", expected struct Node{ADMITTED}"
+                "pod-deletion-cost: cannot read node \"mi-1\": malformed answer from the cluster: expected a map, found a string{ADMITTED}"
             )
         );
     }
@@ -954,7 +959,7 @@ mod tests {
         assert_eq!(
             warned(resp),
             format!(
-                "pod-deletion-cost: cannot read pod \"shop/web-1\": malformed answer from the cluster: invalid type: integer `5`, expected a string{ADMITTED}"
+                "pod-deletion-cost: cannot read pod \"shop/web-1\": malformed answer from the cluster: metadata.annotations[\"controller.kubernetes.io/pod-deletion-cost\"]: expected a string, found a number{ADMITTED}"
             )
         );
     }
@@ -1032,7 +1037,7 @@ mod tests {
         let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), settings), host);
         assert_eq!(
             rejected(resp),
-            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: invalid type: map, expected a list of pods; the binding is rejected (onLookupError: reject)"
+            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: items: expected a list, found a map; the binding is rejected (onLookupError: reject)"
         );
     }
 }

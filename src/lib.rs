@@ -21,6 +21,7 @@ pub mod cluster;
 pub mod decision;
 pub mod evaluate;
 pub mod objects;
+pub mod scan;
 pub mod selector;
 pub mod settings;
 

@@ -1,0 +1,689 @@
+//! Reads the cluster's answers (a Node, a Pod, a PodList) into the views of
+//! `objects`, touching only the fields the policy uses.
+//!
+//! A general JSON deserialiser spends most of a sibling listing decoding
+//! strings the policy never looks at: a thousand pods are ~600 KB of JSON
+//! of which a few hundred bytes per pod matter. This reader skips strings
+//! eight bytes at a time, borrows every string without an escape from the
+//! answer, and only checks the structure of the fields it reads (what it
+//! skips is delimited, not validated: the answers are objects policy-server
+//! serialised). Errors name the path of the field, e.g.
+//! `items[3].metadata.labels.app: expected a string, found a number`.
+
+use crate::objects::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
+use crate::objects::{Controller, IgnoredAnyEq, LabelSet, Node, OwnerReference, Pod, Text};
+use std::fmt;
+
+/// A Node answer: only `metadata.labels` is read.
+pub fn node(text: &str) -> Result<Node<'_>, String> {
+    let mut r = Reader::new(text);
+    let mut node = Node::default();
+    r.members(Path::Root, |r, key, here| match key.as_str() {
+        "metadata" => r.members(here, |r, key, here| match key.as_str() {
+            "labels" => {
+                node.metadata.labels = r.labels(here)?;
+                Ok(())
+            }
+            _ => r.skip(here),
+        }),
+        _ => r.skip(here),
+    })?;
+    r.end()?;
+    Ok(node)
+}
+
+/// A Pod answer.
+pub fn pod(text: &str) -> Result<Pod<'_>, String> {
+    let mut r = Reader::new(text);
+    let pod = r.pod(Path::Root)?;
+    r.end()?;
+    Ok(pod)
+}
+
+/// A PodList answer: each item is handed to `f` as soon as it is read.
+/// Without `labels`, the pods' labels are skipped (left empty).
+pub fn each_pod<'a>(text: &'a str, labels: bool, mut f: impl FnMut(Pod<'a>)) -> Result<(), String> {
+    let mut r = Reader::new(text);
+    r.pod_labels = labels;
+    r.members(Path::Root, |r, key, here| match key.as_str() {
+        "items" => r.elements(here, |r, here| {
+            f(r.pod(here)?);
+            Ok(())
+        }),
+        _ => r.skip(here),
+    })?;
+    r.end()
+}
+
+/// Where a value is, built only when an error needs it.
+#[derive(Clone, Copy)]
+enum Path<'p> {
+    Root,
+    Key(&'p Path<'p>, &'p str),
+    Index(&'p Path<'p>, usize),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            // Label and annotation keys hold dots and slashes of their own.
+            Path::Key(parent, k)
+                if !k
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+            {
+                write!(f, "{parent}[{k:?}]")
+            }
+            Path::Key(Path::Root, k) => write!(f, "{k}"),
+            Path::Key(parent, k) => write!(f, "{parent}.{k}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+    /// Whether pod labels are read (rather than skipped).
+    pod_labels: bool,
+}
+
+type Res<T> = Result<T, String>;
+
+impl<'a> Reader<'a> {
+    fn new(text: &'a str) -> Self {
+        Reader {
+            text,
+            bytes: text.as_bytes(),
+            at: 0,
+            pod_labels: true,
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        while let Some(&c) = self.bytes.get(self.at) {
+            if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
+                self.at += 1;
+            } else {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn eat(&mut self, c: u8) -> bool {
+        if self.peek() == Some(c) {
+            self.at += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn found(&mut self) -> &'static str {
+        match self.peek() {
+            Some(b'"') => "a string",
+            Some(b'{') => "a map",
+            Some(b'[') => "a list",
+            Some(b't' | b'f') => "a boolean",
+            Some(b'n') => "null",
+            Some(b'-' | b'0'..=b'9') => "a number",
+            None => "the end of the answer",
+            Some(_) => "a character that does not start a JSON value",
+        }
+    }
+
+    fn expected<T>(&mut self, path: Path, what: &str) -> Res<T> {
+        let found = self.found();
+        Err(match path {
+            Path::Root => format!("expected {what}, found {found}"),
+            _ => format!("{path}: expected {what}, found {found}"),
+        })
+    }
+
+    fn end(&mut self) -> Res<()> {
+        match self.peek() {
+            None => Ok(()),
+            Some(_) => Err(format!(
+                "trailing characters after the answer at byte {}",
+                self.at
+            )),
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], path: Path) -> Res<()> {
+        match self.bytes.get(self.at..self.at + word.len()) {
+            Some(w) if w == word => {
+                self.at += word.len();
+                Ok(())
+            }
+            _ => self.expected(path, "a JSON value"),
+        }
+    }
+
+    /// Consumes a `null`; false (nothing consumed) for anything else.
+    fn null(&mut self, path: Path) -> Res<bool> {
+        if self.peek() == Some(b'n') {
+            self.literal(b"null", path)?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// The members of a map (`null` counts as empty); `f` must consume
+    /// each value.
+    fn members(
+        &mut self,
+        path: Path,
+        mut f: impl FnMut(&mut Self, &Text<'a>, Path) -> Res<()>,
+    ) -> Res<()> {
+        if self.null(path)? {
+            return Ok(());
+        }
+        if !self.eat(b'{') {
+            return self.expected(path, "a map");
+        }
+        if self.eat(b'}') {
+            return Ok(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return self.expected(path, "a key");
+            }
+            let key = self.string(path)?;
+            if !self.eat(b':') {
+                return self.expected(path, "':' after a key");
+            }
+            f(self, &key, Path::Key(&path, key.as_str()))?;
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(b'}') {
+                return Ok(());
+            }
+            return self.expected(path, "',' or '}'");
+        }
+    }
+
+    /// The elements of a list (`null` counts as empty).
+    fn elements(&mut self, path: Path, mut f: impl FnMut(&mut Self, Path) -> Res<()>) -> Res<()> {
+        if self.null(path)? {
+            return Ok(());
+        }
+        if !self.eat(b'[') {
+            return self.expected(path, "a list");
+        }
+        if self.eat(b']') {
+            return Ok(());
+        }
+        let mut index = 0;
+        loop {
+            f(self, Path::Index(&path, index))?;
+            index += 1;
+            if self.eat(b',') {
+                continue;
+            }
+            if self.eat(b']') {
+                return Ok(());
+            }
+            return self.expected(path, "',' or ']'");
+        }
+    }
+
+    fn string(&mut self, path: Path) -> Res<Text<'a>> {
+        if !self.eat(b'"') {
+            return self.expected(path, "a string");
+        }
+        let start = self.at;
+        let stop = quote_or_backslash(self.bytes, start);
+        match self.bytes.get(stop) {
+            Some(b'"') => {
+                self.at = stop + 1;
+                // Both ends sit next to ASCII quotes: char boundaries.
+                self.text
+                    .get(start..stop)
+                    .map(Text::from)
+                    .ok_or_else(|| format!("{path}: invalid string"))
+            }
+            Some(_) => self.unescape(start, stop, path),
+            None => Err(format!("{path}: unterminated string")),
+        }
+    }
+
+    /// A string with escapes, from its first backslash on.
+    fn unescape(&mut self, start: usize, first: usize, path: Path) -> Res<Text<'a>> {
+        let bad = |what: &str| format!("{path}: {what} in a string");
+        let mut out = String::from(self.text.get(start..first).ok_or_else(|| bad("bad text"))?);
+        let mut at = first;
+        loop {
+            match self.bytes.get(at) {
+                Some(b'"') => {
+                    self.at = at + 1;
+                    return Ok(Text::from(out));
+                }
+                Some(b'\\') => {
+                    let escape = self.bytes.get(at + 1).copied();
+                    at += 2;
+                    let c = match escape {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            let hi = self.hex4(at).ok_or_else(|| bad("a bad \\u escape"))?;
+                            at += 4;
+                            let code = if (0xD800..0xDC00).contains(&hi) {
+                                let lo = match self.bytes.get(at..at + 2) {
+                                    Some(b"\\u") => self.hex4(at + 2),
+                                    _ => None,
+                                }
+                                .filter(|lo| (0xDC00..0xE000).contains(lo))
+                                .ok_or_else(|| bad("an unpaired surrogate"))?;
+                                at += 6;
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            char::from_u32(code).ok_or_else(|| bad("an unpaired surrogate"))?
+                        }
+                        _ => return Err(bad("an invalid escape")),
+                    };
+                    out.push(c);
+                }
+                Some(_) => {
+                    let next = quote_or_backslash(self.bytes, at);
+                    out.push_str(self.text.get(at..next).ok_or_else(|| bad("bad text"))?);
+                    at = next;
+                }
+                None => return Err(format!("{path}: unterminated string")),
+            }
+        }
+    }
+
+    fn hex4(&self, at: usize) -> Option<u32> {
+        let digits = self.text.get(at..at + 4)?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        u32::from_str_radix(digits, 16).ok()
+    }
+
+    fn opt_string(&mut self, path: Path) -> Res<Option<Text<'a>>> {
+        if self.null(path)? {
+            Ok(None)
+        } else {
+            self.string(path).map(Some)
+        }
+    }
+
+    fn opt_bool(&mut self, path: Path) -> Res<Option<bool>> {
+        match self.peek() {
+            Some(b'n') => self.literal(b"null", path).map(|()| None),
+            Some(b't') => self.literal(b"true", path).map(|()| Some(true)),
+            Some(b'f') => self.literal(b"false", path).map(|()| Some(false)),
+            _ => self.expected(path, "true or false"),
+        }
+    }
+
+    /// Skips one value of any kind.
+    fn skip(&mut self, path: Path) -> Res<()> {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                self.skip_string_body(path)
+            }
+            Some(b'{' | b'[') => self.skip_nested(path),
+            Some(b't') => self.literal(b"true", path),
+            Some(b'f') => self.literal(b"false", path),
+            Some(b'n') => self.literal(b"null", path),
+            Some(b'-' | b'0'..=b'9') => {
+                while matches!(
+                    self.bytes.get(self.at),
+                    Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                ) {
+                    self.at += 1;
+                }
+                Ok(())
+            }
+            _ => self.expected(path, "a JSON value"),
+        }
+    }
+
+    fn skip_string_body(&mut self, path: Path) -> Res<()> {
+        loop {
+            let stop = quote_or_backslash(self.bytes, self.at);
+            match self.bytes.get(stop) {
+                Some(b'"') => {
+                    self.at = stop + 1;
+                    return Ok(());
+                }
+                Some(_) => self.at = stop + 2,
+                None => return Err(format!("{path}: unterminated string")),
+            }
+        }
+    }
+
+    /// Skips a map or list by counting brackets outside strings.
+    fn skip_nested(&mut self, path: Path) -> Res<()> {
+        let mut depth = 0usize;
+        loop {
+            match self.bytes.get(self.at) {
+                Some(b'"') => {
+                    self.at += 1;
+                    self.skip_string_body(path)?;
+                }
+                Some(b'{' | b'[') => {
+                    depth += 1;
+                    self.at += 1;
+                }
+                Some(b'}' | b']') => {
+                    self.at += 1;
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                Some(_) => self.at += 1,
+                None => return Err(format!("{path}: unterminated map or list")),
+            }
+        }
+    }
+
+    fn labels(&mut self, path: Path) -> Res<LabelSet<'a>> {
+        let mut out = Vec::new();
+        self.members(path, |r, key, here| {
+            out.push((key.clone(), r.string(here)?));
+            Ok(())
+        })?;
+        Ok(LabelSet(out))
+    }
+
+    fn pod(&mut self, path: Path) -> Res<Pod<'a>> {
+        let mut pod = Pod::default();
+        self.members(path, |r, key, here| match key.as_str() {
+            "metadata" => r.pod_metadata(here, &mut pod),
+            "spec" => r.members(here, |r, key, here| {
+                match key.as_str() {
+                    "nodeName" => pod.spec.node_name = r.opt_string(here)?,
+                    "priorityClassName" => pod.spec.priority_class_name = r.opt_string(here)?,
+                    _ => r.skip(here)?,
+                }
+                Ok(())
+            }),
+            "status" => r.members(here, |r, key, here| {
+                match key.as_str() {
+                    "phase" => pod.status.phase = r.opt_string(here)?,
+                    _ => r.skip(here)?,
+                }
+                Ok(())
+            }),
+            _ => r.skip(here),
+        })?;
+        Ok(pod)
+    }
+
+    fn pod_metadata(&mut self, path: Path, pod: &mut Pod<'a>) -> Res<()> {
+        let meta = &mut pod.metadata;
+        self.members(path, |r, key, here| {
+            match key.as_str() {
+                "name" => meta.name = r.opt_string(here)?.unwrap_or_default(),
+                "uid" => meta.uid = r.opt_string(here)?.unwrap_or_default(),
+                "labels" if r.pod_labels => meta.labels = r.labels(here)?,
+                "annotations" => r.members(here, |r, key, here| {
+                    let slot = match key.as_str() {
+                        COST_ANNOTATION => &mut meta.annotations.cost,
+                        ZONE_ANNOTATION => &mut meta.annotations.zone,
+                        RANK_ANNOTATION => &mut meta.annotations.rank,
+                        _ => return r.skip(here),
+                    };
+                    *slot = Some(r.string(here)?);
+                    Ok(())
+                })?,
+                "ownerReferences" => {
+                    let mut controller = None;
+                    r.elements(here, |r, here| {
+                        let owner = r.owner(here)?;
+                        if controller.is_none() && owner.controller == Some(true) {
+                            controller = Some(owner);
+                        }
+                        Ok(())
+                    })?;
+                    meta.controller = Controller(controller);
+                }
+                "deletionTimestamp" => {
+                    meta.deletion_timestamp = if r.null(here)? {
+                        None
+                    } else {
+                        r.skip(here)?;
+                        Some(IgnoredAnyEq)
+                    }
+                }
+                _ => r.skip(here)?,
+            }
+            Ok(())
+        })
+    }
+
+    fn owner(&mut self, path: Path) -> Res<OwnerReference<'a>> {
+        let mut owner = OwnerReference::default();
+        if self.peek() != Some(b'{') {
+            return self.expected(path, "a map");
+        }
+        self.members(path, |r, key, here| {
+            match key.as_str() {
+                "kind" => owner.kind = r.opt_string(here)?.unwrap_or_default(),
+                "uid" => owner.uid = r.opt_string(here)?.unwrap_or_default(),
+                "controller" => owner.controller = r.opt_bool(here)?,
+                _ => r.skip(here)?,
+            }
+            Ok(())
+        })?;
+        Ok(owner)
+    }
+}
+
+/// Index of the first `"` or `\` at or after `from` (`bytes.len()` when
+/// none), eight bytes at a time.
+fn quote_or_backslash(bytes: &[u8], from: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let has = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        x.wrapping_sub(ONES) & !x & HIGHS
+    };
+    let mut at = from;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let hits = has(word, b'"') | has(word, b'\\');
+        if hits != 0 {
+            // The lowest flagged byte is always a real match: false
+            // positives only appear above a real one.
+            return at + (hits.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    while let Some(&b) = bytes.get(at) {
+        if b == b'"' || b == b'\\' {
+            return at;
+        }
+        at += 1;
+    }
+    bytes.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn finds_quotes_and_backslashes_in_any_position() {
+        for len in 0..20 {
+            for pos in 0..len {
+                for c in [b'"', b'\\'] {
+                    let mut v = vec![b'a'; len];
+                    v[pos] = c;
+                    assert_eq!(quote_or_backslash(&v, 0), pos);
+                    if pos > 0 {
+                        assert_eq!(quote_or_backslash(&v, pos - 1), pos);
+                    }
+                }
+            }
+            assert_eq!(quote_or_backslash(&vec![b'a'; len], 0), len);
+        }
+        // Bytes just around '"' (0x22) and '\\' (0x5c), and high bytes.
+        let v = [0x21, 0x23, 0x5b, 0x5d, 0xa2, 0xdc, 0xff, 0x00, 0x22];
+        assert_eq!(quote_or_backslash(&v, 0), 8);
+    }
+
+    /// The reader and serde's derived views agree on every pod.
+    #[test]
+    fn agrees_with_the_serde_views() {
+        let pods = [
+            json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","namespace":"shop","uid":"u1",
+                "labels":{"app":"web","a\"b":"x\\y\u{e9}\u{1F600}"},
+                "annotations":{"other":"x","controller.kubernetes.io/pod-deletion-cost":"5",
+                    "pod-deletion-cost.kubewarden.io/zone":"i","pod-deletion-cost.kubewarden.io/rank":"2"},
+                "ownerReferences":[{"apiVersion":"v1","kind":"Node","name":"n","uid":"not-me"},
+                    {"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-abc","uid":"rs1","controller":true,"blockOwnerDeletion":true}],
+                "managedFields":[{"manager":"kube-controller-manager","fieldsV1":{"f:metadata":{"f:labels":{".":{}}}}}],
+                "deletionTimestamp":"2026-01-01T00:00:00Z"},
+                "spec":{"nodeName":"n1","priority":-1,"priorityClassName":"low","containers":[{"name":"c","args":["[","{","\"]"]}]},
+                "status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}),
+            json!({"metadata":{"name":null,"labels":null,"annotations":null,"ownerReferences":null,"deletionTimestamp":null},
+                   "spec":null,"status":null}),
+            json!({}),
+            json!({"metadata":{"ownerReferences":[{"kind":"ReplicaSet","uid":"a","controller":false},{"kind":"ReplicaSet","uid":"b","controller":true},{"uid":"c","controller":true}]}}),
+        ];
+        for p in &pods {
+            let text = p.to_string();
+            let ours = pod(&text).unwrap();
+            let theirs: Pod = serde_json::from_str(&text).unwrap();
+            assert_eq!(ours, theirs, "{text}");
+            let pretty = serde_json::to_string_pretty(p).unwrap();
+            assert_eq!(pod(&pretty).unwrap(), theirs);
+        }
+        let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"7"},"items": pods}).to_string();
+        let mut seen = Vec::new();
+        each_pod(&list, true, |p| seen.push(p)).unwrap();
+        assert_eq!(seen.len(), 4);
+        assert_eq!(
+            seen[0].metadata.labels.get("a\"b"),
+            Some("x\\y\u{e9}\u{1F600}")
+        );
+        assert!(matches!(
+            seen[0].metadata.name.0,
+            std::borrow::Cow::Borrowed(_)
+        ));
+        let mut unlabelled = Vec::new();
+        each_pod(&list, false, |p| unlabelled.push(p)).unwrap();
+        assert!(unlabelled[0].metadata.labels.is_empty());
+        assert_eq!(unlabelled[0].metadata.uid, seen[0].metadata.uid);
+    }
+
+    #[test]
+    fn unicode_escapes_are_decoded() {
+        let p = pod(r#"{"metadata":{"labels":{"a\u0062":"\ud83d\ude00\u00e9\n"}}}"#).unwrap();
+        assert_eq!(p.metadata.labels.get("ab"), Some("\u{1F600}\u{e9}\n"));
+    }
+
+    #[test]
+    fn node_labels() {
+        let n = node(r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n","annotations":{"x":"{"},"labels":{"zone":"a"}},"status":{}}"#).unwrap();
+        assert_eq!(n.metadata.labels.get("zone"), Some("a"));
+        assert!(
+            node(r#"{"metadata":null}"#)
+                .unwrap()
+                .metadata
+                .labels
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (r#"[]"#, "expected a map, found a list"),
+            (
+                r#"{"metadata":{"labels":{"app":3}}}"#,
+                "metadata.labels.app: expected a string, found a number",
+            ),
+            (
+                r#"{"metadata":{"ownerReferences":[{"controller":"yes"}]}}"#,
+                "metadata.ownerReferences[0].controller: expected true or false, found a string",
+            ),
+            (
+                r#"{"metadata":{"ownerReferences":{}}}"#,
+                "metadata.ownerReferences: expected a list, found a map",
+            ),
+            (
+                r#"{"spec":{"nodeName":["n"]}}"#,
+                "spec.nodeName: expected a string, found a list",
+            ),
+            (
+                r#"{"metadata":{"name":"a"}"#,
+                "expected ',' or '}', found the end of the answer",
+            ),
+            (
+                r#"{"metadata":{"annotations":{"a.b/c":1,"pod-deletion-cost.kubewarden.io/rank":2}}}"#,
+                "metadata.annotations[\"pod-deletion-cost.kubewarden.io/rank\"]: expected a string, found a number",
+            ),
+            (
+                r#"{"metadata":{"name":"a\q"}}"#,
+                "metadata.name: an invalid escape in a string",
+            ),
+            (
+                r#"{"metadata":{"name":"\ud800"}}"#,
+                "metadata.name: an unpaired surrogate in a string",
+            ),
+            (
+                r#"{"metadata":{"name":"a"}} x"#,
+                "trailing characters after the answer at byte 26",
+            ),
+            (
+                r#"{"metadata":{"managedFields":[{"a":"b"}"#,
+                "metadata.managedFields: unterminated map or list",
+            ),
+            (
+                r#"{"metadata":{"name":"a"#,
+                "metadata.name: unterminated string",
+            ),
+            (
+                r#"{"spec":{"x":tru}}"#,
+                "spec.x: expected a JSON value, found a boolean",
+            ),
+            ("", "expected a map, found the end of the answer"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(pod(text).err().as_deref(), Some(want), "{text}");
+        }
+        assert_eq!(
+            each_pod(r#"{"items":{}}"#, true, |_| {}).unwrap_err(),
+            "items: expected a list, found a map"
+        );
+        assert_eq!(
+            each_pod(r#"{"items":[{},3]}"#, true, |_| {}).unwrap_err(),
+            "items[1]: expected a map, found a number"
+        );
+    }
+
+    #[test]
+    fn never_panics_on_truncations() {
+        let text = json!({"metadata":{"name":"p","labels":{"a":"\u{e9}\"x"},"ownerReferences":[{"uid":"u","controller":true}]},
+                          "spec":{"nodeName":"n"},"status":{"phase":"Running"}}).to_string();
+        for cut in 0..text.len() {
+            if let Some(prefix) = text.get(..cut) {
+                assert!(pod(prefix).is_err(), "{prefix}");
+            }
+        }
+    }
+}
