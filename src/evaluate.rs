@@ -7,10 +7,10 @@ use crate::cluster::{self, Host, LookupError};
 use crate::decision::{self, Annotate, Decision, Skip};
 use crate::json_error_text;
 use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
+use crate::scan;
 use crate::settings::{self, OnLookupError, Settings};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use std::collections::BTreeMap;
 
 /// The ValidationResponse policy-server expects. Defined here rather than
@@ -47,36 +47,6 @@ impl Response {
     }
 }
 
-// Only the request fields the policy uses. The object stays raw until we
-// know it is a Binding, so a large Pod or Deployment sent to the policy by
-// a too-wide rule is never parsed.
-#[derive(Deserialize)]
-struct Payload<'a> {
-    request: Request<'a>,
-    #[serde(borrow, default)]
-    settings: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct Request<'a> {
-    #[serde(default)]
-    kind: Kind,
-    #[serde(default, rename = "subResource", alias = "sub_resource")]
-    sub_resource: String,
-    #[serde(default)]
-    operation: String,
-    #[serde(default)]
-    namespace: String,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct Kind {
-    #[serde(default)]
-    kind: String,
-}
-
 const NOT_A_BINDING: &str =
     "the pod-deletion-cost policy only handles pods/binding CREATE requests";
 
@@ -84,11 +54,13 @@ const NOT_A_BINDING: &str =
 /// a warning on an accepted request, or a rejection when the settings ask
 /// for one.
 pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
-    // One UTF-8 check, then a parser that trusts it (see cluster::Answer).
+    // Only the request fields the policy uses are read. The object stays
+    // raw until we know it is a Binding, so a large Pod or Deployment sent
+    // to the policy by a too-wide rule is never parsed.
     let parsed = std::str::from_utf8(payload)
         .map_err(|e| format!("not UTF-8: {e}"))
-        .and_then(|text| serde_json::from_str::<Payload>(text).map_err(|e| json_error_text(&e)));
-    let payload: Payload = match parsed {
+        .and_then(scan::envelope);
+    let req = match parsed {
         Ok(p) => p,
         Err(e) => {
             return Response::accept().warn(format!(
@@ -96,7 +68,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             ));
         }
     };
-    let settings = match cached_settings(payload.settings.map_or(b"null", |s| s.get().as_bytes())) {
+    let settings = match cached_settings(req.settings.map_or(b"null", str::as_bytes)) {
         Ok(s) => s,
         Err(e) => {
             return Response::accept().warn(format!(
@@ -104,16 +76,20 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             ));
         }
     };
-    let req = payload.request;
-    if req.kind.kind != "Binding" || req.sub_resource != "binding" || req.operation != "CREATE" {
-        let what = if req.sub_resource.is_empty() {
-            format!("{} {}", req.kind.kind, req.operation)
+    let (kind, sub_resource, operation) = (
+        req.kind.as_str(),
+        req.sub_resource.as_str(),
+        req.operation.as_str(),
+    );
+    if kind != "Binding" || sub_resource != "binding" || operation != "CREATE" {
+        let what = if sub_resource.is_empty() {
+            format!("{kind} {operation}")
         } else {
-            format!("{} {} ({})", req.kind.kind, req.operation, req.sub_resource)
+            format!("{kind} {operation} ({sub_resource})")
         };
         return Response::accept().warn(format!("{NOT_A_BINDING}; {what} admitted unchanged"));
     }
-    let mut object: Value = match req.object.map(|o| serde_json::from_str(o.get())) {
+    let mut object: Value = match req.object.map(serde_json::from_str) {
         Some(Ok(v)) => v,
         Some(Err(e)) => {
             return failure(
@@ -123,7 +99,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
         }
         None => return failure(&settings, "the request has no object (the Binding)".into()),
     };
-    let binding = match binding::read(&object, &req.namespace) {
+    let binding = match binding::read(&object, req.namespace.as_str()) {
         Ok(b) => b,
         Err(e) => return failure(&settings, e),
     };
@@ -544,7 +520,7 @@ mod tests {
         let (resp, _) = run(b"{not json", FakeHost::default());
         assert!(resp.accepted);
         assert!(resp.warnings.unwrap()[0].starts_with(
-            "pod-deletion-cost: cannot parse the admission request: key must be a string"
+            "pod-deletion-cost: cannot parse the admission request: expected a key, found text that is not JSON"
         ));
     }
 

@@ -14,6 +14,60 @@ use crate::objects::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
 use crate::objects::{Controller, IgnoredAnyEq, LabelSet, Node, OwnerReference, Pod, Text};
 use std::fmt;
 
+/// What the policy reads of a waPC `validate` payload: the
+/// AdmissionRequest's kind, sub-resource, operation and namespace, and the
+/// raw text of its object and of the settings (parsed later, and only when
+/// needed).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Envelope<'a> {
+    pub kind: Text<'a>,
+    pub sub_resource: Text<'a>,
+    pub operation: Text<'a>,
+    pub namespace: Text<'a>,
+    pub object: Option<&'a str>,
+    pub settings: Option<&'a str>,
+}
+
+pub fn envelope(text: &str) -> Result<Envelope<'_>, String> {
+    let mut r = Reader::new(text);
+    let mut env = Envelope::default();
+    let mut has_request = false;
+    r.members(Path::Root, |r, key, here| match key.as_str() {
+        "request" => {
+            has_request = true;
+            r.members(here, |r, key, here| {
+                match key.as_str() {
+                    "kind" => r.members(here, |r, key, here| match key.as_str() {
+                        "kind" => {
+                            env.kind = r.opt_string(here)?.unwrap_or_default();
+                            Ok(())
+                        }
+                        _ => r.skip(here),
+                    })?,
+                    "subResource" | "sub_resource" => {
+                        env.sub_resource = r.opt_string(here)?.unwrap_or_default()
+                    }
+                    "operation" => env.operation = r.opt_string(here)?.unwrap_or_default(),
+                    "namespace" => env.namespace = r.opt_string(here)?.unwrap_or_default(),
+                    "object" => env.object = r.raw(here)?,
+                    _ => r.skip(here)?,
+                }
+                Ok(())
+            })
+        }
+        "settings" => {
+            env.settings = r.raw(here)?;
+            Ok(())
+        }
+        _ => r.skip(here),
+    })?;
+    r.end()?;
+    if !has_request {
+        return Err("missing field `request`".into());
+    }
+    Ok(env)
+}
+
 /// A Node answer: only `metadata.labels` is read.
 pub fn node(text: &str) -> Result<Node<'_>, String> {
     let mut r = Reader::new(text);
@@ -127,12 +181,19 @@ impl<'a> Reader<'a> {
             Some(b'"') => "a string",
             Some(b'{') => "a map",
             Some(b'[') => "a list",
-            Some(b't' | b'f') => "a boolean",
-            Some(b'n') => "null",
+            Some(b't') if self.looking_at(b"true") => "a boolean",
+            Some(b'f') if self.looking_at(b"false") => "a boolean",
+            Some(b'n') if self.looking_at(b"null") => "null",
             Some(b'-' | b'0'..=b'9') => "a number",
             None => "the end of the answer",
-            Some(_) => "a character that does not start a JSON value",
+            Some(_) => "text that is not JSON",
         }
+    }
+
+    fn looking_at(&self, word: &[u8]) -> bool {
+        self.bytes
+            .get(self.at..)
+            .is_some_and(|rest| rest.starts_with(word))
     }
 
     fn expected<T>(&mut self, path: Path, what: &str) -> Res<T> {
@@ -313,6 +374,19 @@ impl<'a> Reader<'a> {
             return None;
         }
         u32::from_str_radix(digits, 16).ok()
+    }
+
+    /// The text of one value, unparsed; `None` for `null`.
+    fn raw(&mut self, path: Path) -> Res<Option<&'a str>> {
+        if self.null(path)? {
+            return Ok(None);
+        }
+        let start = self.at;
+        self.skip(path)?;
+        self.text
+            .get(start..self.at)
+            .map(Some)
+            .ok_or_else(|| format!("{path}: invalid text"))
     }
 
     fn opt_string(&mut self, path: Path) -> Res<Option<Text<'a>>> {
@@ -597,6 +671,38 @@ mod tests {
     }
 
     #[test]
+    fn envelope_keeps_object_and_settings_raw() {
+        let text = r#"{"request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Binding"},
+            "subResource":"binding","operation":"CREATE","namespace":"shop",
+            "userInfo":{"username":"system:kube-scheduler","groups":["a"]},
+            "object":{"metadata":{"name":"p"}, "target":{"name":"n"}},"oldObject":null},
+            "settings": {"rules": []}}"#;
+        let env = envelope(text).unwrap();
+        assert_eq!(env.kind.as_str(), "Binding");
+        assert_eq!(env.sub_resource.as_str(), "binding");
+        assert_eq!(env.operation.as_str(), "CREATE");
+        assert_eq!(env.namespace.as_str(), "shop");
+        assert_eq!(
+            env.object,
+            Some(r#"{"metadata":{"name":"p"}, "target":{"name":"n"}}"#)
+        );
+        assert_eq!(env.settings, Some(r#"{"rules": []}"#));
+        let bare =
+            envelope(r#"{"request":{"sub_resource":"binding","object":null},"settings":null}"#)
+                .unwrap();
+        assert_eq!(bare.sub_resource.as_str(), "binding");
+        assert_eq!((bare.object, bare.settings), (None, None));
+        assert_eq!(
+            envelope(r#"{"settings":{}}"#).unwrap_err(),
+            "missing field `request`"
+        );
+        assert_eq!(
+            envelope(r#"{"request":{"kind":"Binding"}}"#).unwrap_err(),
+            "request.kind: expected a map, found a string"
+        );
+    }
+
+    #[test]
     fn node_labels() {
         let n = node(r#"{"apiVersion":"v1","kind":"Node","metadata":{"name":"n","annotations":{"x":"{"},"labels":{"zone":"a"}},"status":{}}"#).unwrap();
         assert_eq!(n.metadata.labels.get("zone"), Some("a"));
@@ -659,7 +765,11 @@ mod tests {
             ),
             (
                 r#"{"spec":{"x":tru}}"#,
-                "spec.x: expected a JSON value, found a boolean",
+                "spec.x: expected a JSON value, found text that is not JSON",
+            ),
+            (
+                r#"{not json"#,
+                "expected a key, found text that is not JSON",
             ),
             ("", "expected a map, found the end of the answer"),
         ];
