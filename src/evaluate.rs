@@ -248,12 +248,13 @@ fn zone_ranks(
         .is_some_and(|p| p.pod_selector.is_some());
     let mut siblings: Vec<Sibling> = Vec::new();
     answer.each_pod(labels, |p| {
-        if decision::is_sibling(settings, pod, owner, &p) {
+        if decision::is_sibling(settings, pod, owner, p) {
+            let meta = &mut p.metadata;
             siblings.push(Sibling {
-                name: p.metadata.name,
-                node: p.spec.node_name.unwrap_or_default(),
-                zone: p.metadata.annotations.zone,
-                rank: p.metadata.annotations.rank,
+                name: std::mem::take(&mut meta.name),
+                node: p.spec.node_name.take().unwrap_or_default(),
+                zone: meta.annotations.zone.take(),
+                rank: meta.annotations.rank.take(),
             });
         }
     })?;

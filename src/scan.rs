@@ -94,14 +94,22 @@ pub fn pod(text: &str) -> Result<Pod<'_>, String> {
     Ok(pod)
 }
 
-/// A PodList answer: each item is handed to `f` as soon as it is read.
+/// A PodList answer: each item is handed to `f` as soon as it is read,
+/// in one view reused from item to item (`f` takes what it keeps).
 /// Without `labels`, the pods' labels are skipped (left empty).
-pub fn each_pod<'a>(text: &'a str, labels: bool, mut f: impl FnMut(Pod<'a>)) -> Result<(), String> {
+pub fn each_pod<'a>(
+    text: &'a str,
+    labels: bool,
+    mut f: impl FnMut(&mut Pod<'a>),
+) -> Result<(), String> {
     let mut r = Reader::new(text);
     r.pod_labels = labels;
+    let mut pod = Pod::default();
     r.members(Path::Root, |r, key, here| match key.as_str() {
         "items" => r.elements(here, |r, here| {
-            f(r.pod(here)?);
+            pod = Pod::default();
+            r.pod_into(here, &mut pod)?;
+            f(&mut pod);
             Ok(())
         }),
         _ => r.skip(here),
@@ -156,6 +164,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn peek(&mut self) -> Option<u8> {
         while let Some(&c) = self.bytes.get(self.at) {
             if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
@@ -167,6 +176,7 @@ impl<'a> Reader<'a> {
         None
     }
 
+    #[inline]
     fn eat(&mut self, c: u8) -> bool {
         if self.peek() == Some(c) {
             self.at += 1;
@@ -225,6 +235,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes a `null`; false (nothing consumed) for anything else.
+    #[inline]
     fn null(&mut self, path: Path) -> Res<bool> {
         if self.peek() == Some(b'n') {
             self.literal(b"null", path)?;
@@ -294,6 +305,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn string(&mut self, path: Path) -> Res<Text<'a>> {
         if !self.eat(b'"') {
             return self.expected(path, "a string");
@@ -389,6 +401,7 @@ impl<'a> Reader<'a> {
             .ok_or_else(|| format!("{path}: invalid text"))
     }
 
+    #[inline]
     fn opt_string(&mut self, path: Path) -> Res<Option<Text<'a>>> {
         if self.null(path)? {
             Ok(None)
@@ -430,6 +443,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     fn skip_string_body(&mut self, path: Path) -> Res<()> {
         loop {
             let stop = quote_or_backslash(self.bytes, self.at);
@@ -481,8 +495,13 @@ impl<'a> Reader<'a> {
 
     fn pod(&mut self, path: Path) -> Res<Pod<'a>> {
         let mut pod = Pod::default();
+        self.pod_into(path, &mut pod)?;
+        Ok(pod)
+    }
+
+    fn pod_into(&mut self, path: Path, pod: &mut Pod<'a>) -> Res<()> {
         self.members(path, |r, key, here| match key.as_str() {
-            "metadata" => r.pod_metadata(here, &mut pod),
+            "metadata" => r.pod_metadata(here, pod),
             "spec" => r.members(here, |r, key, here| {
                 match key.as_str() {
                     "nodeName" => pod.spec.node_name = r.opt_string(here)?,
@@ -499,8 +518,7 @@ impl<'a> Reader<'a> {
                 Ok(())
             }),
             _ => r.skip(here),
-        })?;
-        Ok(pod)
+        })
     }
 
     fn pod_metadata(&mut self, path: Path, pod: &mut Pod<'a>) -> Res<()> {
@@ -565,6 +583,7 @@ impl<'a> Reader<'a> {
 
 /// Index of the first `"` or `\` at or after `from` (`bytes.len()` when
 /// none), eight bytes at a time.
+#[inline]
 fn quote_or_backslash(bytes: &[u8], from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
@@ -648,7 +667,7 @@ mod tests {
         }
         let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"7"},"items": pods}).to_string();
         let mut seen = Vec::new();
-        each_pod(&list, true, |p| seen.push(p)).unwrap();
+        each_pod(&list, true, |p| seen.push(p.clone())).unwrap();
         assert_eq!(seen.len(), 4);
         assert_eq!(
             seen[0].metadata.labels.get("a\"b"),
@@ -659,7 +678,7 @@ mod tests {
             std::borrow::Cow::Borrowed(_)
         ));
         let mut unlabelled = Vec::new();
-        each_pod(&list, false, |p| unlabelled.push(p)).unwrap();
+        each_pod(&list, false, |p| unlabelled.push(p.clone())).unwrap();
         assert!(unlabelled[0].metadata.labels.is_empty());
         assert_eq!(unlabelled[0].metadata.uid, seen[0].metadata.uid);
     }

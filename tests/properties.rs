@@ -824,7 +824,7 @@ proptest! {
         let alone: Vec<Pod> = texts.iter().map(|t| scan::pod(t).unwrap()).collect();
         let list = json!({"kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": pods}).to_string();
         let mut ours = Vec::new();
-        scan::each_pod(&list, true, |p| ours.push(p)).unwrap();
+        scan::each_pod(&list, true, |p| ours.push(p.clone())).unwrap();
         prop_assert_eq!(ours, alone);
     }
 }
