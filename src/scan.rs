@@ -307,7 +307,11 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn string(&mut self, path: Path) -> Res<Text<'a>> {
-        if !self.eat(b'"') {
+        // Compact JSON has no blank before a string: check for the quote
+        // first, skip blanks only when it is not there.
+        if self.bytes.get(self.at) == Some(&b'"') {
+            self.at += 1;
+        } else if !self.eat(b'"') {
             return self.expected(path, "a string");
         }
         let start = self.at;
