@@ -7,12 +7,12 @@
 use arbitrary::{Result, Unstructured};
 use pod_deletion_cost_policy::evaluate::{self, Response};
 use pod_deletion_cost_policy::objects::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
+use pod_deletion_cost_policy::scan;
 use pod_deletion_cost_policy::selector::{
     Operator, validate_dns_subdomain, validate_label_key, validate_label_value,
 };
 use pod_deletion_cost_policy::settings::{self, OnLookupError, Settings};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeSet, VecDeque};
 
@@ -214,48 +214,18 @@ pub fn run(payload: &[u8], answers: VecDeque<std::result::Result<Vec<u8>, String
     resp
 }
 
-// Mirrors of the request structs in `evaluate`, with the same fields in
-// the same order, so that any payload the policy can read (including a
-// struct written as a JSON array) reads the same here.
-#[derive(Deserialize)]
-struct MirrorPayload<'a> {
-    #[serde(borrow)]
-    request: MirrorRequest<'a>,
-    #[serde(borrow, default)]
-    settings: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize)]
-struct MirrorRequest<'a> {
-    #[serde(default)]
-    #[allow(dead_code)]
-    kind: MirrorKind,
-    #[serde(default, rename = "subResource", alias = "sub_resource")]
-    #[allow(dead_code)]
-    sub_resource: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    operation: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    namespace: String,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
-}
-
-#[derive(Deserialize, Default)]
-struct MirrorKind {
-    #[serde(default)]
-    #[allow(dead_code)]
-    kind: String,
+/// The request as the policy reads it (its own envelope reader), so the
+/// checks below judge the response against what the policy could see.
+fn envelope<'a>(payload: &'a [u8], what: &str) -> scan::Envelope<'a> {
+    let text = std::str::from_utf8(payload).unwrap_or_else(|e| panic!("{what}: {e}"));
+    scan::envelope(text).unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 pub fn check_response(payload: &[u8], resp: &Response) {
     serde_json::to_vec(resp).expect("the response must serialise");
     if !resp.accepted {
-        let mirror: MirrorPayload =
-            serde_json::from_slice(payload).expect("rejected a payload the policy cannot read");
-        let raw = mirror.settings.map_or("null", |s| s.get());
+        let env = envelope(payload, "rejected a payload the policy cannot read");
+        let raw = env.settings.unwrap_or("null");
         let s = settings::parse(raw.as_bytes()).expect("rejected with invalid settings");
         assert_eq!(
             s.on_lookup_error,
@@ -274,16 +244,10 @@ pub fn check_response(payload: &[u8], resp: &Response) {
         return;
     };
     assert!(resp.accepted);
-    let mirror: MirrorPayload =
-        serde_json::from_slice(payload).expect("mutated a payload the policy cannot read");
-    let original: Value = serde_json::from_str(
-        mirror
-            .request
-            .object
-            .expect("mutated a request without an object")
-            .get(),
-    )
-    .expect("mutated an object that is not JSON");
+    let env = envelope(payload, "mutated a payload the policy cannot read");
+    let original: Value =
+        serde_json::from_str(env.object.expect("mutated a request without an object"))
+            .expect("mutated an object that is not JSON");
     let audit = resp.audit_annotations.clone().unwrap_or_default();
     let written = check_only_annotations_added(&original, mutated);
     assert_eq!(
