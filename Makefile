@@ -8,7 +8,7 @@ KWCTL ?= kwctl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 
-.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench fuzz-smoke size push clean
+.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench profile fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -96,6 +96,16 @@ clean:
 # Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm.
 bench: policy.wasm floor.wasm
 	$(CARGO) run --locked --profile native-release -p e2e-tests --bin bench -- --wasm policy.wasm --floor floor.wasm
+
+# Instructions per call of one scenario under callgrind, which a shared
+# machine's noise does not move: make profile SCENARIO="1000 siblings"
+SCENARIO ?= hybrid
+profile: policy.wasm
+	$(CARGO) build --locked --profile native-release -p e2e-tests --bin bench
+	valgrind --tool=callgrind --smc-check=all --toggle-collect='bench::profiled_calls' \
+		--callgrind-out-file=callgrind.out target/native-release/bench --wasm policy.wasm \
+		--only "$(SCENARIO)" --iterations 10 2>&1 | grep -E 'refs|calls of'
+	@echo "per call: the refs above / 10; details: callgrind_annotate callgrind.out"
 
 size: policy.wasm
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"

@@ -3,9 +3,10 @@
 //!
 //! Deserialising full k8s-openapi `Node`/`Pod` types would pull hundreds of
 //! KB of code into the module and spend most of the evaluation parsing and
-//! allocating fields nobody looks at. These views skip everything else
-//! unread and borrow their strings from the answer bytes, so that listing
-//! thousands of siblings costs little more than scanning the JSON.
+//! allocating fields nobody looks at. These views hold only what is read
+//! and borrow their strings from the answer bytes. `scan` fills them from
+//! the cluster's answers; their serde implementations are the reference
+//! that reader is tested against (`tests/properties.rs`).
 
 use crate::selector::LabelLookup;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -267,62 +268,6 @@ impl Pod<'_> {
 }
 
 /// A list answer: only `items` is read.
-/// The items of a PodList, handed one by one to a callback as they are
-/// parsed: a list of thousands of pods is never held in memory, and each
-/// pod view is dropped (or reduced to what the caller keeps) at once.
-pub struct EachPod<F>(pub F);
-
-impl<'de, F: FnMut(Pod<'de>)> serde::de::DeserializeSeed<'de> for EachPod<F> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        struct ListV<F>(F);
-        impl<'de, F: FnMut(Pod<'de>)> Visitor<'de> for ListV<F> {
-            type Value = ();
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a PodList")
-            }
-            fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
-                while let Some(key) = map.next_key::<Text<'de>>()? {
-                    if key.as_str() == "items" {
-                        map.next_value_seed(Items(&mut self.0))?;
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(())
-            }
-        }
-        d.deserialize_map(ListV(self.0))
-    }
-}
-
-struct Items<'f, F>(&'f mut F);
-
-impl<'de, F: FnMut(Pod<'de>)> serde::de::DeserializeSeed<'de> for Items<'_, F> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de, F: FnMut(Pod<'de>)> Visitor<'de> for Items<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of pods")
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(pod) = seq.next_element::<Pod<'de>>()? {
-            (self.0)(pod);
-        }
-        Ok(())
-    }
-}
-
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,

@@ -245,6 +245,9 @@ struct Args {
     floor: PathBuf,
     iterations: usize,
     memory_calls: usize,
+    /// Run only the scenario whose name contains this, untimed: for
+    /// instruction counts under callgrind (`make profile`).
+    only: Option<String>,
 }
 
 fn args() -> Result<Args> {
@@ -253,6 +256,7 @@ fn args() -> Result<Args> {
         floor: PathBuf::from("floor.wasm"),
         iterations: 20_000,
         memory_calls: 100_000,
+        only: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -262,18 +266,51 @@ fn args() -> Result<Args> {
             "--floor" => a.floor = value()?.into(),
             "--iterations" => a.iterations = value()?.parse()?,
             "--memory-calls" => a.memory_calls = value()?.parse()?,
+            "--only" => a.only = Some(value()?),
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--iterations N] [--memory-calls N]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--iterations N] [--memory-calls N] [--only SCENARIO]"
             ),
         }
     }
     Ok(a)
 }
 
+/// The calls `make profile` counts (callgrind's `--toggle-collect`): the
+/// scenario's host answers are in memory, so nearly all of it is the guest.
+#[inline(never)]
+fn profiled_calls(policy: &Policy, s: Scenario, calls: usize) -> Result<()> {
+    let mut host = s.host;
+    for _ in 0..calls {
+        host = run_validate(policy, &s.payload, host)?;
+    }
+    Ok(())
+}
+
+fn profile(a: &Args, wasm: &[u8], only: &str) -> Result<()> {
+    let policy = Policy::from_bytes(wasm)?;
+    let s = scenarios(a.iterations)?
+        .into_iter()
+        .find(|s| s.name.contains(only))
+        .with_context(|| format!("no scenario named like {only:?}"))?;
+    // One call first, so the counted ones run warm.
+    let mut host = Some(run_validate(&policy, &s.payload, s.host)?);
+    let name = s.name.clone();
+    let warm = Scenario {
+        host: host.take().context("host")?,
+        ..s
+    };
+    profiled_calls(&policy, warm, a.iterations)?;
+    println!("{} calls of {name}", a.iterations);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = args()?;
     let wasm = std::fs::read(&a.wasm)
         .with_context(|| format!("reading {} (run `make policy.wasm`)", a.wasm.display()))?;
+    if let Some(only) = &a.only {
+        return profile(&a, &wasm, only);
+    }
     let floor_wasm = std::fs::read(&a.floor)
         .with_context(|| format!("reading {} (run `make floor.wasm`)", a.floor.display()))?;
 
