@@ -52,7 +52,11 @@ impl Answer {
 
     /// A PodList answer, each pod handed to `f` as it is read; labels are
     /// read only when `labels` is set.
-    pub fn each_pod<'a>(&'a self, labels: bool, f: impl FnMut(&mut Pod<'a>)) -> Result<(), LookupError> {
+    pub fn each_pod<'a>(
+        &'a self,
+        labels: bool,
+        f: impl FnMut(&mut Pod<'a>),
+    ) -> Result<(), LookupError> {
         self.read(|text| scan::each_pod(text, labels, f))
     }
 

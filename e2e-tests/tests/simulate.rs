@@ -46,6 +46,19 @@ fn simulate(args: &[&str]) -> Run {
     }
 }
 
+/// The table printed for `args` (with the fixed clock), checked to hold
+/// every line fragment of `wants`.
+fn table_holds(args: &[String], wants: &[&str]) -> String {
+    let mut all = refs(args);
+    all.extend(["--now", NOW]);
+    let r = simulate(&all);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for want in wants {
+        assert!(r.stdout.contains(want), "missing {want:?} in\n{}", r.stdout);
+    }
+    r.stdout
+}
+
 fn json(args: &[&str]) -> Value {
     let mut all = vec!["--output", "json", "--now", NOW];
     all.extend_from_slice(args);
@@ -164,31 +177,22 @@ fn eks_bursting_costs_order_and_scale_down() {
 #[test]
 fn eks_table_prints_each_decision() {
     let settings = example("eks-hybrid-bursting.yaml");
-    let r = simulate(&refs(&eks(&[
-        "--settings",
-        &settings,
-        "--now",
-        NOW,
-        "--scale",
-        "shop/web=3",
-    ])));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let out = r.stdout;
-    for want in [
-        "Snapshot: ",
-        "(3 nodes, 23 pods): 15 bindings evaluated, 8 not sent to the policy, 0 mirror pods, 0 pods not bound",
-        "(ClusterAdmissionPolicy pod-deletion-cost-eks-hybrid), spec.settings",
-        "Zones by node label topology.kubernetes.io/zone; deletion order as of 2026-11-22T00:00:00Z",
-        "ReplicaSet shop/web-7d9f8c6b5d (Deployment web): 15 pods, deleted in this order on scale-down",
-        "  ORDER  POD                   NODE                                         ZONE           COST  RANK  DECISION",
-        "  15     web-7d9f8c6b5d-",
-        "Scale shop/web (web-7d9f8c6b5d) 15 -> 3: removes web-7d9f8c6b5d-",
-        "  onprem-rack-1  8       3",
-        "  us-west-2a     4       0",
-        "Warnings: none",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in\n{out}");
-    }
+    let out = table_holds(
+        &eks(&["--settings", &settings, "--scale", "shop/web=3"]),
+        &[
+            "Snapshot: ",
+            "(3 nodes, 23 pods): 15 bindings evaluated, 8 not sent to the policy, 0 mirror pods, 0 pods not bound",
+            "(ClusterAdmissionPolicy pod-deletion-cost-eks-hybrid), spec.settings",
+            "Zones by node label topology.kubernetes.io/zone; deletion order as of 2026-11-22T00:00:00Z",
+            "ReplicaSet shop/web-7d9f8c6b5d (Deployment web): 15 pods, deleted in this order on scale-down",
+            "  ORDER  POD                   NODE                                         ZONE           COST  RANK  DECISION",
+            "  15     web-7d9f8c6b5d-",
+            "Scale shop/web (web-7d9f8c6b5d) 15 -> 3: removes web-7d9f8c6b5d-",
+            "  onprem-rack-1  8       3",
+            "  us-west-2a     4       0",
+            "Warnings: none",
+        ],
+    );
     let hybrid_rows = out
         .lines()
         .filter(|l| {
@@ -310,31 +314,22 @@ fn ack_zones_placeholders_and_balance() {
 #[test]
 fn ack_table_prints_each_decision() {
     let settings = example("ack-zones-placeholders.yaml");
-    let r = simulate(&refs(&ack(&[
-        "--settings",
-        &settings,
-        "--now",
-        NOW,
-        "--scale",
-        "shop/web=3",
-    ])));
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let out = r.stdout;
-    for want in [
-        "ReplicaSet default/ack-place-holder-i-5f7d8b9c4 (Deployment ack-place-holder-i): 2 pods, deleted in this order on scale-down",
-        "  1      ack-place-holder-i-5f7d8b9c4-hwhkk  -                        -     -     -     not bound yet (Pending, not ready)",
-        "  2      ack-place-holder-i-5f7d8b9c4-r2q86  cn-beijing.192.168.0.23  i     -     -     placeholder",
-        "ReplicaSet shop/web-58c9d7f6b4 (Deployment web): 9 pods, deleted in this order on scale-down",
-        "  1      web-58c9d7f6b4-kfjbv  cn-beijing.192.168.2.17  k     -2    2     annotated",
-        "  9      web-58c9d7f6b4-zd89n  cn-beijing.192.168.0.23  i     10    0     annotated",
-        "Scale shop/web (web-58c9d7f6b4) 9 -> 3: removes web-58c9d7f6b4-kfjbv, web-58c9d7f6b4-bs8gv,",
-        "  ZONE  BEFORE  AFTER",
-        "  h     1       0",
-        "  i     5       3",
-        "  k     3       0",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in\n{out}");
-    }
+    table_holds(
+        &ack(&["--settings", &settings, "--scale", "shop/web=3"]),
+        &[
+            "ReplicaSet default/ack-place-holder-i-5f7d8b9c4 (Deployment ack-place-holder-i): 2 pods, deleted in this order on scale-down",
+            "  1      ack-place-holder-i-5f7d8b9c4-hwhkk  -                        -     -     -     not bound yet (Pending, not ready)",
+            "  2      ack-place-holder-i-5f7d8b9c4-r2q86  cn-beijing.192.168.0.23  i     -     -     placeholder",
+            "ReplicaSet shop/web-58c9d7f6b4 (Deployment web): 9 pods, deleted in this order on scale-down",
+            "  1      web-58c9d7f6b4-kfjbv  cn-beijing.192.168.2.17  k     -2    2     annotated",
+            "  9      web-58c9d7f6b4-zd89n  cn-beijing.192.168.0.23  i     10    0     annotated",
+            "Scale shop/web (web-58c9d7f6b4) 9 -> 3: removes web-58c9d7f6b4-kfjbv, web-58c9d7f6b4-bs8gv,",
+            "  ZONE  BEFORE  AFTER",
+            "  h     1       0",
+            "  i     5       3",
+            "  k     3       0",
+        ],
+    );
 }
 
 /// Every binding the simulator evaluated, written as a case folder, gives
