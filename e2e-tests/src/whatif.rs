@@ -407,6 +407,10 @@ pub struct Report {
     pub bindings: Vec<BindingReport>,
     pub replica_sets: Vec<ReplicaSetReport>,
     pub scale: Vec<ScaleReport>,
+    /// What the policy decided without a warning but an administrator
+    /// should know: placeholders found, existing costs kept, bindings the
+    /// API server would not send.
+    pub notes: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -712,11 +716,50 @@ pub fn simulate(
             topology_key: zone_key,
             settings: config.settings.clone(),
         },
+        notes: notes(&bindings),
         bindings,
         replica_sets,
         scale,
         warnings,
     })
+}
+
+/// Counts of the decisions that leave pods without the policy's cost.
+fn notes(bindings: &[BindingReport]) -> Vec<String> {
+    let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for b in bindings {
+        let what = match b.decision.as_str() {
+            "placeholder" => {
+                "placeholder pods detected, left without a cost and not counted as replicas"
+            }
+            d if d.starts_with("existing cost") => {
+                "pods that keep the cost they already carried (keepExistingCost)"
+            }
+            d if d.starts_with("outside") => "bindings the API server would not send to the policy",
+            _ => continue,
+        };
+        groups
+            .entry(what)
+            .or_default()
+            .push(format!("{}/{}", b.namespace, b.pod));
+    }
+    groups
+        .into_iter()
+        .map(|(what, pods)| {
+            const SHOWN: usize = 5;
+            let more = pods.len().saturating_sub(SHOWN);
+            let mut list = pods
+                .iter()
+                .take(SHOWN)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if more > 0 {
+                list.push_str(&format!(" and {more} more"));
+            }
+            format!("{} {what}: {list}", pods.len())
+        })
+        .collect()
 }
 
 /// One evaluated binding as a case folder of the end-to-end table
@@ -1031,6 +1074,13 @@ pub fn render_table(r: &Report) -> String {
             })
             .collect();
         out.push_str(&table(["ZONE", "BEFORE", "AFTER"], &rows));
+    }
+    if !r.notes.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "Notes:");
+        for n in &r.notes {
+            let _ = writeln!(out, "  {n}");
+        }
     }
     let _ = writeln!(out);
     if r.warnings.is_empty() {

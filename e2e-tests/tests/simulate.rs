@@ -190,6 +190,7 @@ fn eks_table_prints_each_decision() {
             "Scale shop/web (web-7d9f8c6b5d) 15 -> 3: removes web-7d9f8c6b5d-",
             "  onprem-rack-1  8       3",
             "  us-west-2a     4       0",
+            "Notes:\n  8 bindings the API server would not send to the policy: kube-system/",
             "Warnings: none",
         ],
     );
@@ -301,6 +302,19 @@ fn ack_zones_placeholders_and_balance() {
     // first, then one of the two at cost 0.
     assert_eq!(counts(&api_scale["zonesAfter"]).values().sum::<u64>(), 3);
     assert_eq!(counts(&api_scale["zonesAfter"])["i"], 2);
+    assert_eq!(
+        r["notes"],
+        serde_json::json!([format!(
+            "4 placeholder pods detected, left without a cost and not counted as replicas: {}",
+            [
+                "default/ack-place-holder-h-5f7d8b9c4-tvv98",
+                "default/ack-place-holder-i-5f7d8b9c4-r2q86",
+                "default/ack-place-holder-k-5f7d8b9c4-vvpv4",
+                "default/ack-place-holder-h-5f7d8b9c4-hzl7t",
+            ]
+            .join(", ")
+        )])
+    );
     // The mirror pod is reported, never evaluated.
     assert!(
         !r["bindings"]
