@@ -678,14 +678,20 @@ pub fn simulate(
         let from = cluster.active_pods(&uid).len();
         let mut after = cluster.clone();
         let removed = after.scale_down(&uid, t.replicas);
+        let zones_before = cluster.per_zone(&uid, &zone_key);
+        let mut zones_after = after.per_zone(&uid, &zone_key);
+        // A zone emptied by the scale-down shows as 0, not as missing.
+        for zone in zones_before.keys() {
+            zones_after.entry(zone.clone()).or_insert(0);
+        }
         scale.push(ScaleReport {
             target: format!("{}/{}", t.namespace, t.name),
             replica_set: name,
             from,
             to: t.replicas,
             removed,
-            zones_before: cluster.per_zone(&uid, &zone_key),
-            zones_after: after.per_zone(&uid, &zone_key),
+            zones_before,
+            zones_after,
         });
     }
     let unbound = snapshot

@@ -155,7 +155,11 @@ fn eks_bursting_costs_order_and_scale_down() {
     assert_eq!(scale["removed"].as_array().unwrap().len(), 12);
     assert_eq!(
         counts(&scale["zonesAfter"]),
-        BTreeMap::from([("onprem-rack-1".to_string(), 3)])
+        BTreeMap::from([
+            ("onprem-rack-1".to_string(), 3),
+            ("us-west-2a".to_string(), 0),
+            ("us-west-2b".to_string(), 0)
+        ])
     );
     assert_eq!(
         counts(&scale["zonesBefore"]),
@@ -294,7 +298,11 @@ fn ack_zones_placeholders_and_balance() {
     let web_scale = &r["scale"][0];
     assert_eq!(
         counts(&web_scale["zonesAfter"]),
-        BTreeMap::from([("i".to_string(), 3)])
+        BTreeMap::from([
+            ("h".to_string(), 0),
+            ("i".to_string(), 3),
+            ("k".to_string(), 0)
+        ])
     );
     let api_scale = &r["scale"][1];
     assert_eq!(api_scale["replicaSet"], "api-6d4b8f7c9");
