@@ -8,6 +8,7 @@
 use crate::engine::Policy;
 use crate::sim::{self, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use crate::snapshot::{Snapshot, format_timestamp};
+use pod_deletion_cost_policy::selector::{LabelSelector, Operator, Requirement};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -252,19 +253,18 @@ fn short_kind(v: &Value) -> &'static str {
     }
 }
 
-/// A Kubernetes LabelSelector of a policy manifest.
+/// A Kubernetes LabelSelector of a policy manifest: read here, with
+/// messages naming the manifest's fields, and matched by the policy's own
+/// `LabelSelector`.
 #[derive(Debug, Clone, Default)]
-pub struct Selector {
-    match_labels: Vec<(String, String)>,
-    expressions: Vec<(String, String, Vec<String>)>,
-}
+pub struct Selector(LabelSelector);
 
 impl Selector {
     pub fn parse(v: &Value, at: &str) -> Result<Selector, String> {
         let Value::Object(map) = v else {
             return Err(format!("{at}: expected a map, found {}", short_kind(v)));
         };
-        let mut s = Selector::default();
+        let mut s = LabelSelector::default();
         for (k, val) in map {
             match (k.as_str(), val) {
                 (_, Value::Null) => {}
@@ -276,7 +276,7 @@ impl Selector {
                                 short_kind(lv)
                             )
                         })?;
-                        s.match_labels.push((lk.clone(), lv.to_string()));
+                        s.match_labels.insert(lk.clone(), lv.to_string());
                     }
                 }
                 ("matchExpressions", Value::Array(exprs)) => {
@@ -290,7 +290,7 @@ impl Selector {
                             .get("operator")
                             .and_then(Value::as_str)
                             .ok_or_else(|| format!("{here}.operator: missing"))?;
-                        if !matches!(op, "In" | "NotIn" | "Exists" | "DoesNotExist") {
+                        if Operator::parse(op).is_none() {
                             return Err(format!(
                                 "{here}.operator: {op:?} is not In, NotIn, Exists or DoesNotExist"
                             ));
@@ -312,8 +312,11 @@ impl Selector {
                                 ));
                             }
                         };
-                        s.expressions
-                            .push((key.to_string(), op.to_string(), values));
+                        s.match_expressions.push(Requirement {
+                            key: key.to_string(),
+                            operator: op.to_string(),
+                            values,
+                        });
                     }
                 }
                 ("matchLabels" | "matchExpressions", other) => {
@@ -322,30 +325,20 @@ impl Selector {
                 (other, _) => return Err(format!("{at}: unknown field {other:?}")),
             }
         }
-        Ok(s)
+        Ok(Selector(s))
     }
 
     fn keys(&self) -> BTreeSet<&str> {
-        self.match_labels
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .chain(self.expressions.iter().map(|(k, _, _)| k.as_str()))
+        self.0
+            .match_labels
+            .keys()
+            .map(String::as_str)
+            .chain(self.0.match_expressions.iter().map(|r| r.key.as_str()))
             .collect()
     }
 
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
-        self.match_labels
-            .iter()
-            .all(|(k, v)| labels.get(k) == Some(v))
-            && self.expressions.iter().all(|(k, op, values)| {
-                let got = labels.get(k);
-                match op.as_str() {
-                    "In" => got.is_some_and(|g| values.contains(g)),
-                    "NotIn" => !got.is_some_and(|g| values.contains(g)),
-                    "Exists" => got.is_some(),
-                    _ => got.is_none(),
-                }
-            })
+        self.0.matches(labels)
     }
 }
 
@@ -472,6 +465,8 @@ pub struct BindingReport {
 pub struct ReplicaSetReport {
     pub namespace: String,
     pub name: String,
+    #[serde(skip)]
+    pub uid: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deployment: Option<String>,
     /// In the order the ReplicaSet controller would delete them.
@@ -668,7 +663,7 @@ pub fn simulate(
     let mut scale = Vec::new();
     let mut seen = BTreeSet::new();
     for t in &options.scales {
-        let (uid, name) = resolve(&cluster, &replica_sets, t)?;
+        let (uid, name) = resolve(&replica_sets, t)?;
         if !seen.insert(uid.clone()) {
             return Err(format!(
                 "--scale {}/{}: ReplicaSet {name} is scaled twice",
@@ -854,14 +849,14 @@ fn replica_sets(
     zone_key: &str,
     decisions: &BTreeMap<(String, String), String>,
 ) -> Vec<ReplicaSetReport> {
-    let mut owners: BTreeMap<(String, String, String), ()> = BTreeMap::new();
+    let mut owners: BTreeSet<(String, String, String)> = BTreeSet::new();
     for p in &cluster.pods {
         if let Some(o) = p.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
-            owners.insert((p.namespace.clone(), o.name.clone(), o.uid.clone()), ());
+            owners.insert((p.namespace.clone(), o.name.clone(), o.uid.clone()));
         }
     }
     let mut out = Vec::new();
-    for (namespace, name, uid) in owners.into_keys() {
+    for (namespace, name, uid) in owners {
         let ordered = cluster.deletion_order(&uid);
         if ordered.is_empty() {
             continue;
@@ -900,6 +895,7 @@ fn replica_sets(
         out.push(ReplicaSetReport {
             namespace,
             name,
+            uid,
             deployment,
             pods,
         });
@@ -909,11 +905,7 @@ fn replica_sets(
 
 /// The ReplicaSet `--scale` names: a ReplicaSet by name, or the one
 /// ReplicaSet with pods of a Deployment.
-fn resolve(
-    cluster: &Cluster,
-    sets: &[ReplicaSetReport],
-    t: &ScaleTarget,
-) -> Result<(String, String), String> {
+fn resolve(sets: &[ReplicaSetReport], t: &ScaleTarget) -> Result<(String, String), String> {
     let here: Vec<&ReplicaSetReport> = sets.iter().filter(|s| s.namespace == t.namespace).collect();
     let chosen: Vec<&&ReplicaSetReport> = match here.iter().find(|s| s.name == t.name) {
         Some(s) => vec![s],
@@ -924,21 +916,7 @@ fn resolve(
     };
     let target = format!("{}/{}", t.namespace, t.name);
     match chosen.as_slice() {
-        [one] => {
-            let uid = cluster
-                .pods
-                .iter()
-                .find(|p| {
-                    p.namespace == t.namespace
-                        && p.owner
-                            .as_ref()
-                            .is_some_and(|o| o.kind == "ReplicaSet" && o.name == one.name)
-                })
-                .and_then(|p| p.owner.as_ref())
-                .map(|o| o.uid.clone())
-                .ok_or_else(|| format!("--scale {target}: ReplicaSet {} has no pod", one.name))?;
-            Ok((uid, one.name.clone()))
-        }
+        [one] => Ok((one.uid.clone(), one.name.clone())),
         [] => {
             let known: Vec<String> = here
                 .iter()
