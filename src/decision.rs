@@ -74,6 +74,15 @@ pub fn is_placeholder(settings: &Settings, pod: &Pod<'_>) -> bool {
             .is_some_and(|sel| sel.matches(&pod.metadata.labels))
 }
 
+/// Whether telling placeholders apart needs a pod's labels (a
+/// `podSelector`), or its priority class is enough.
+pub fn placeholders_need_labels(settings: &Settings) -> bool {
+    settings
+        .placeholders
+        .as_ref()
+        .is_some_and(|p| p.pod_selector.is_some())
+}
+
 /// Checks that end the evaluation before any cost is computed.
 pub fn precheck(settings: &Settings, pod: Option<&Pod<'_>>) -> Option<Skip> {
     let pod = pod?;

@@ -240,14 +240,10 @@ fn zone_ranks(
 ) -> Result<(Vec<Option<u32>>, usize), LookupError> {
     let selector = cluster::sibling_selector(&pod.metadata.labels);
     let answer = cluster::list_pods(host, &binding.namespace, &selector)?;
-    // Only what the ranking needs is kept of each sibling, as it is parsed.
-    // Sibling labels only matter to a placeholder podSelector.
-    let labels = settings
-        .placeholders
-        .as_ref()
-        .is_some_and(|p| p.pod_selector.is_some());
+    // Only what the ranking needs is kept of each sibling, as it is parsed;
+    // sibling labels are read only when placeholders are told by them.
     let mut siblings: Vec<Sibling> = Vec::new();
-    answer.each_pod(labels, |p| {
+    answer.each_pod(decision::placeholders_need_labels(settings), |p| {
         if decision::is_sibling(settings, pod, owner, p) {
             let meta = &mut p.metadata;
             siblings.push(Sibling {

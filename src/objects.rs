@@ -267,7 +267,6 @@ impl Pod<'_> {
     }
 }
 
-/// A list answer: only `items` is read.
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,

@@ -1,5 +1,6 @@
-//! Reads the cluster's answers (a Node, a Pod, a PodList) into the views of
-//! `objects`, touching only the fields the policy uses.
+//! Reads the request envelope of a `validate` call and the cluster's answers
+//! (a Node, a Pod, a PodList) into the views of `objects`, touching only the
+//! fields the policy uses.
 //!
 //! A general JSON deserialiser spends most of a sibling listing decoding
 //! strings the policy never looks at: a thousand pods are ~600 KB of JSON
