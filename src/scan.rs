@@ -167,6 +167,16 @@ impl<'a> Reader<'a> {
 
     #[inline]
     fn peek(&mut self) -> Option<u8> {
+        // Blanks are all below b'!' and every JSON token starts above it:
+        // compact JSON costs one comparison here.
+        match self.bytes.get(self.at) {
+            Some(&c) if c > b' ' => Some(c),
+            _ => self.peek_past_blanks(),
+        }
+    }
+
+    #[cold]
+    fn peek_past_blanks(&mut self) -> Option<u8> {
         while let Some(&c) = self.bytes.get(self.at) {
             if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
                 self.at += 1;
@@ -306,8 +316,26 @@ impl<'a> Reader<'a> {
         }
     }
 
-    #[inline]
+    /// The common case inline (a string right here, without escapes);
+    /// everything else out of line, so that callers stay small.
+    #[inline(always)]
     fn string(&mut self, path: Path) -> Res<Text<'a>> {
+        if self.bytes.get(self.at) == Some(&b'"') {
+            let start = self.at + 1;
+            let stop = quote_or_backslash(self.bytes, start);
+            if self.bytes.get(stop) == Some(&b'"') {
+                // Both ends sit next to ASCII quotes: char boundaries.
+                if let Some(s) = self.text.get(start..stop) {
+                    self.at = stop + 1;
+                    return Ok(Text::from(s));
+                }
+            }
+        }
+        self.string_slow(path)
+    }
+
+    #[inline(never)]
+    fn string_slow(&mut self, path: Path) -> Res<Text<'a>> {
         // Compact JSON has no blank before a string: check for the quote
         // first, skip blanks only when it is not there.
         if self.bytes.get(self.at) == Some(&b'"') {
@@ -424,8 +452,21 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// Skips one value of any kind.
+    /// Skips one value of any kind; a string without escapes inline.
+    #[inline(always)]
     fn skip(&mut self, path: Path) -> Res<()> {
+        if self.bytes.get(self.at) == Some(&b'"') {
+            let stop = quote_or_backslash(self.bytes, self.at + 1);
+            if self.bytes.get(stop) == Some(&b'"') {
+                self.at = stop + 1;
+                return Ok(());
+            }
+        }
+        self.skip_slow(path)
+    }
+
+    #[inline(never)]
+    fn skip_slow(&mut self, path: Path) -> Res<()> {
         match self.peek() {
             Some(b'"') => {
                 self.at += 1;

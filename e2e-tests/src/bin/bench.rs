@@ -248,6 +248,9 @@ struct Args {
     /// Run only the scenario whose name contains this, untimed: for
     /// instruction counts under callgrind (`make profile`).
     only: Option<String>,
+    /// With `--only`: run the policy compiled for this machine instead of
+    /// `policy.wasm`, so that callgrind names its functions and lines.
+    native: bool,
 }
 
 fn args() -> Result<Args> {
@@ -257,6 +260,7 @@ fn args() -> Result<Args> {
         iterations: 20_000,
         memory_calls: 100_000,
         only: None,
+        native: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -267,8 +271,9 @@ fn args() -> Result<Args> {
             "--iterations" => a.iterations = value()?.parse()?,
             "--memory-calls" => a.memory_calls = value()?.parse()?,
             "--only" => a.only = Some(value()?),
+            "--native" => a.native = true,
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--iterations N] [--memory-calls N] [--only SCENARIO]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--iterations N] [--memory-calls N] [--only SCENARIO [--native]]"
             ),
         }
     }
@@ -285,12 +290,37 @@ fn profiled_calls(policy: &Policy, payload: &[u8], mut host: Canned, calls: usiz
     Ok(())
 }
 
+impl pod_deletion_cost_policy::cluster::Host for Canned {
+    fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        HostResponder::call(self, operation, payload)
+    }
+
+    fn log(&mut self, _payload: &[u8]) {}
+}
+
+/// The native counterpart of `profiled_calls`: same payload and answers,
+/// the policy's own code without wasmtime and waPC around it.
+#[inline(never)]
+fn profiled_native_calls(payload: &[u8], host: &mut Canned, calls: usize) {
+    for _ in 0..calls {
+        let response = pod_deletion_cost_policy::evaluate::evaluate(payload, host);
+        std::hint::black_box(response);
+    }
+}
+
 fn profile(a: &Args, wasm: &[u8], only: &str) -> Result<()> {
-    let policy = Policy::from_bytes(wasm)?;
     let s = scenarios(a.iterations)?
         .into_iter()
         .find(|s| s.name.contains(only))
         .with_context(|| format!("no scenario named like {only:?}"))?;
+    if a.native {
+        let mut host = s.host;
+        profiled_native_calls(&s.payload, &mut host, 1);
+        profiled_native_calls(&s.payload, &mut host, a.iterations);
+        println!("{} native calls of {}", a.iterations, s.name);
+        return Ok(());
+    }
+    let policy = Policy::from_bytes(wasm)?;
     // One call first, so the counted ones run warm.
     let host = run_validate(&policy, &s.payload, s.host)?;
     profiled_calls(&policy, &s.payload, host, a.iterations)?;
