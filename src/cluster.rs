@@ -35,8 +35,28 @@ impl std::fmt::Display for LookupError {
 /// The JSON the host answered with. Objects parsed from it borrow their
 /// strings from these bytes instead of copying them.
 pub struct Answer {
-    what: String,
+    what: Subject,
     bytes: Vec<u8>,
+}
+
+/// What a lookup asked for, put into words only when an error needs them.
+enum Subject {
+    Node(String),
+    Pod(String, String),
+    Pods(String, String),
+}
+
+impl std::fmt::Display for Subject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Subject::Node(node) => write!(f, "node {node:?}"),
+            Subject::Pod(namespace, name) => write!(f, "pod \"{namespace}/{name}\""),
+            Subject::Pods(namespace, selector) => write!(
+                f,
+                "pods in namespace {namespace:?} with label selector {selector:?}"
+            ),
+        }
+    }
 }
 
 impl Answer {
@@ -65,7 +85,7 @@ impl Answer {
         f: impl FnOnce(&'a str) -> Result<T, String>,
     ) -> Result<T, LookupError> {
         let malformed = |e: String| LookupError {
-            what: self.what.clone(),
+            what: self.what.to_string(),
             cause: format!("malformed answer from the cluster: {e}"),
         };
         let text =
@@ -82,20 +102,29 @@ fn call(
     host: &mut dyn Host,
     operation: &str,
     request: &impl serde::Serialize,
-    what: String,
+    what: Subject,
 ) -> Result<Answer, LookupError> {
-    let payload = match serde_json::to_vec(request) {
-        Ok(p) => p,
-        Err(e) => {
-            return Err(LookupError {
-                what,
-                cause: e.to_string(),
-            });
-        }
-    };
-    match host.kubernetes(operation, &payload) {
+    match serde_json::to_vec(request) {
+        Ok(payload) => send(host, operation, &payload, what),
+        Err(e) => Err(LookupError {
+            what: what.to_string(),
+            cause: e.to_string(),
+        }),
+    }
+}
+
+fn send(
+    host: &mut dyn Host,
+    operation: &str,
+    payload: &[u8],
+    what: Subject,
+) -> Result<Answer, LookupError> {
+    match host.kubernetes(operation, payload) {
         Ok(bytes) => Ok(Answer { what, bytes }),
-        Err(cause) => Err(LookupError { what, cause }),
+        Err(cause) => Err(LookupError {
+            what: what.to_string(),
+            cause,
+        }),
     }
 }
 
@@ -104,15 +133,21 @@ fn call(
 /// policy-server for a few seconds, which node labels tolerate. The answer
 /// parses as `objects::Node`.
 pub fn node(host: &mut dyn Host, node: &str) -> Result<Answer, LookupError> {
-    let req = GetResourceRequest {
-        api_version: "v1".into(),
-        kind: "Node".into(),
-        name: node.into(),
-        namespace: None,
-        disable_cache: false,
-        field_masks: masks(&["metadata.labels"]),
-    };
-    call(host, "get_resource", &req, format!("node {node:?}"))
+    // The one lookup of every binding, written directly: the SDK's request
+    // struct costs a dozen allocations to say the same bytes
+    // (`node_payload_is_the_sdk_request` holds them equal).
+    let mut payload = Vec::with_capacity(128 + node.len());
+    payload.extend_from_slice(br#"{"api_version":"v1","kind":"Node","name":"#);
+    crate::json::push_str(&mut payload, node);
+    payload.extend_from_slice(
+        br#","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}"#,
+    );
+    send(
+        host,
+        "get_resource",
+        &payload,
+        Subject::Node(node.to_string()),
+    )
 }
 
 /// `get_resource` for the pod being bound. Uncached: the pod was created
@@ -130,7 +165,7 @@ pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Answer, L
         host,
         "get_resource",
         &req,
-        format!("pod \"{namespace}/{name}\""),
+        Subject::Pod(namespace.to_string(), name.to_string()),
     )
 }
 
@@ -176,7 +211,7 @@ pub fn list_pods(
         host,
         "list_resources_by_namespace",
         &req,
-        format!("pods in namespace {namespace:?} with label selector {selector:?}"),
+        Subject::Pods(namespace.to_string(), selector.to_string()),
     )
 }
 
@@ -242,6 +277,42 @@ mod tests {
         let parsed = answer.node().unwrap();
         assert_eq!(parsed.metadata.labels.get("a"), Some("b"));
         host.done();
+    }
+
+    #[test]
+    fn node_payload_is_the_sdk_request() {
+        struct Echo(Vec<u8>);
+        impl Host for Echo {
+            fn kubernetes(&mut self, _: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+                self.0 = payload.to_vec();
+                Ok(Vec::new())
+            }
+            fn log(&mut self, _: &[u8]) {}
+        }
+        for name in [
+            "n1",
+            "ip-10-0-1-2.ec2.internal",
+            "q\"uote\\back",
+            "tab\t",
+            "ünï",
+            "",
+        ] {
+            let mut host = Echo(Vec::new());
+            node(&mut host, name).unwrap();
+            let sdk = GetResourceRequest {
+                api_version: "v1".into(),
+                kind: "Node".into(),
+                name: name.into(),
+                namespace: None,
+                disable_cache: false,
+                field_masks: masks(&["metadata.labels"]),
+            };
+            assert_eq!(
+                String::from_utf8(host.0).unwrap(),
+                serde_json::to_string(&sdk).unwrap(),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

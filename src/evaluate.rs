@@ -325,16 +325,16 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
     // rest of a typical evaluation.
     let mut line = Vec::with_capacity(256);
     line.extend_from_slice(br#"{"level":"debug","message":"#);
-    push_json_str(&mut line, message);
+    crate::json::push_str(&mut line, message);
     line.extend_from_slice(br#","pod":"#);
-    push_json_str(&mut line, &format!("{}/{}", binding.namespace, binding.pod));
+    crate::json::push_str(&mut line, &format!("{}/{}", binding.namespace, binding.pod));
     line.extend_from_slice(br#","node":"#);
-    push_json_str(&mut line, &binding.node);
+    crate::json::push_str(&mut line, &binding.node);
     for (k, v) in fields {
         line.push(b',');
-        push_json_str(&mut line, k);
+        crate::json::push_str(&mut line, k);
         line.push(b':');
-        push_json_str(&mut line, v);
+        crate::json::push_str(&mut line, v);
     }
     line.extend_from_slice(
         format!(
@@ -346,11 +346,6 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
         .as_bytes(),
     );
     host.log(&line);
-}
-
-fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a str into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 #[cfg(test)]

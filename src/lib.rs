@@ -20,6 +20,7 @@ pub mod binding;
 pub mod cluster;
 pub mod decision;
 pub mod evaluate;
+pub mod json;
 pub mod objects;
 pub mod scan;
 pub mod selector;
