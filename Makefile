@@ -35,6 +35,10 @@ floor.wasm: floor-guest/src/lib.rs floor-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p floor-guest
 	cp target/$(WASM_TARGET)/release/floor_guest.wasm floor.wasm
 
+peer.wasm: peer-guest/src/lib.rs peer-guest/Cargo.toml | wasm-target
+	$(CARGO) build --locked --target $(WASM_TARGET) --release -p peer-guest
+	cp target/$(WASM_TARGET)/release/peer_guest.wasm peer.wasm
+
 annotated-policy.wasm: policy.wasm metadata.yml README.md
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
 
@@ -91,11 +95,12 @@ simulate: policy.wasm
 
 clean:
 	$(CARGO) clean
-	rm -f policy.wasm annotated-policy.wasm floor.wasm
+	rm -f policy.wasm annotated-policy.wasm floor.wasm peer.wasm
 
-# Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm.
-bench: policy.wasm floor.wasm
-	$(CARGO) run --locked --profile native-release -p e2e-tests --bin bench -- --wasm policy.wasm --floor floor.wasm
+# Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm
+# and, for a hybrid hit, against peer.wasm (the same job the SDK's way).
+bench: policy.wasm floor.wasm peer.wasm
+	$(CARGO) run --locked --profile native-release -p e2e-tests --bin bench -- --wasm policy.wasm --floor floor.wasm --peer peer.wasm
 
 # Instructions per call of one scenario under callgrind, which a shared
 # machine's noise does not move: make profile SCENARIO="1000 siblings".

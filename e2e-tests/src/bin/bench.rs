@@ -243,6 +243,7 @@ fn run_validate(policy: &Policy, payload: &[u8], host: Canned) -> Result<Canned>
 struct Args {
     wasm: PathBuf,
     floor: PathBuf,
+    peer: PathBuf,
     iterations: usize,
     memory_calls: usize,
     /// Run only the scenario whose name contains this, untimed: for
@@ -257,6 +258,7 @@ fn args() -> Result<Args> {
     let mut a = Args {
         wasm: PathBuf::from("policy.wasm"),
         floor: PathBuf::from("floor.wasm"),
+        peer: PathBuf::from("peer.wasm"),
         iterations: 20_000,
         memory_calls: 100_000,
         only: None,
@@ -268,12 +270,13 @@ fn args() -> Result<Args> {
         match flag.as_str() {
             "--wasm" => a.wasm = value()?.into(),
             "--floor" => a.floor = value()?.into(),
+            "--peer" => a.peer = value()?.into(),
             "--iterations" => a.iterations = value()?.parse()?,
             "--memory-calls" => a.memory_calls = value()?.parse()?,
             "--only" => a.only = Some(value()?),
             "--native" => a.native = true,
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--iterations N] [--memory-calls N] [--only SCENARIO [--native]]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--peer P] [--iterations N] [--memory-calls N] [--only SCENARIO [--native]]"
             ),
         }
     }
@@ -337,6 +340,8 @@ fn main() -> Result<()> {
     }
     let floor_wasm = std::fs::read(&a.floor)
         .with_context(|| format!("reading {} (run `make floor.wasm`)", a.floor.display()))?;
+    let peer_wasm = std::fs::read(&a.peer)
+        .with_context(|| format!("reading {} (run `make peer.wasm`)", a.peer.display()))?;
 
     println!(
         "machine: {} cores, {}",
@@ -346,9 +351,10 @@ fn main() -> Result<()> {
         cpu_model()
     );
     println!(
-        "policy.wasm: {} bytes; floor.wasm: {} bytes",
+        "policy.wasm: {} bytes; floor.wasm: {} bytes; peer.wasm: {} bytes",
         wasm.len(),
-        floor_wasm.len()
+        floor_wasm.len(),
+        peer_wasm.len()
     );
 
     // Compile + instantiate, as policy-server does once per module and worker.
@@ -399,6 +405,46 @@ fn main() -> Result<()> {
         us(floor_stats.mean),
         1.0
     );
+    // The peer does the hybrid hit's job the SDK's way: typed request,
+    // Binding and Node. Its answer must be a patch, or the timing is of an
+    // error path.
+    let peer = Policy::from_bytes(&peer_wasm)?;
+    let peer_payload = payload(&hybrid, &json!({}));
+    let mut peer_host = Some(Canned::default().with(
+        node_req("mi-0ebe45e33a53e04f2"),
+        fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?,
+    ));
+    let peer_stats = measure(
+        || {
+            let h = peer_host.take().context("host")?;
+            let (out, h) = peer.validate_raw(&peer_payload, h)?;
+            if !out.windows(16).any(|w| w == b"\"mutated_object\"")
+                || out.windows(21).any(|w| w == b"\"mutated_object\":null")
+            {
+                bail!("peer did not mutate: {}", String::from_utf8_lossy(&out));
+            }
+            peer_host = Some(h);
+            Ok(())
+        },
+        a.iterations,
+    )?;
+    let peer_row = |policy_hit: &Stats| {
+        println!(
+            "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+            "1p. peer: hit done the SDK way (typed)",
+            a.iterations,
+            us(peer_stats.median),
+            us(peer_stats.p99),
+            us(peer_stats.mean),
+            us(peer_stats.median) / us(floor_stats.median)
+        );
+        println!(
+            "{:<42} policy's hybrid hit at {:.2}× the peer's median",
+            "",
+            us(policy_hit.median) / us(peer_stats.median)
+        );
+    };
+
     for s in scenarios(a.iterations)? {
         let mut host = Some(s.host);
         let st = measure(
@@ -418,6 +464,9 @@ fn main() -> Result<()> {
             us(st.mean),
             us(st.median) / us(floor_stats.median)
         );
+        if s.name.starts_with("1.") {
+            peer_row(&st);
+        }
     }
     let settings = serde_json::to_vec(&twenty_rules())?;
     let st = measure(
