@@ -5,28 +5,95 @@
 use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
 use crate::decision::{self, Annotate, Decision, Skip};
-use crate::json_error_text;
 use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use crate::scan;
 use crate::settings::{self, OnLookupError, Settings};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The ValidationResponse policy-server expects. Defined here rather than
 /// taken from the SDK so that audit annotations serialise in a stable
-/// order: the same request always yields the same bytes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// order (the same request always yields the same bytes), and so that the
+/// mutated Binding goes out as the text it was spliced into.
+#[derive(Debug, Clone, Default)]
 pub struct Response {
     pub accepted: bool,
     pub message: Option<String>,
     pub code: Option<u16>,
-    pub mutated_object: Option<Value>,
+    /// The annotated Binding, as JSON text spliced from the request's.
+    pub mutated_object: Option<String>,
     pub audit_annotations: Option<BTreeMap<String, String>>,
     pub warnings: Option<Vec<String>>,
 }
 
 impl Response {
+    /// The mutated object parsed, as policy-server reads it.
+    pub fn mutated(&self) -> Option<Value> {
+        self.mutated_object
+            .as_ref()
+            .and_then(|text| serde_json::from_str(text).ok())
+    }
+
+    /// The JSON policy-server reads, in the field order and shape of the
+    /// SDK's `ValidationResponse` (`response_is_the_sdk_shape` holds it so).
+    pub fn to_json(&self) -> Vec<u8> {
+        use crate::json::push_str;
+        let mut out = Vec::with_capacity(
+            160 + self.mutated_object.as_ref().map_or(0, String::len),
+        );
+        out.extend_from_slice(if self.accepted {
+            br#"{"accepted":true,"message":"#
+        } else {
+            br#"{"accepted":false,"message":"#
+        });
+        match &self.message {
+            Some(m) => push_str(&mut out, m),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","code":"#);
+        match self.code {
+            Some(c) => out.extend_from_slice(c.to_string().as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","mutated_object":"#);
+        match &self.mutated_object {
+            Some(text) => out.extend_from_slice(text.as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","audit_annotations":"#);
+        match &self.audit_annotations {
+            Some(map) => {
+                out.push(b'{');
+                for (i, (k, v)) in map.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_str(&mut out, k);
+                    out.push(b':');
+                    push_str(&mut out, v);
+                }
+                out.push(b'}');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","warnings":"#);
+        match &self.warnings {
+            Some(list) => {
+                out.push(b'[');
+                for (i, w) in list.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    push_str(&mut out, w);
+                }
+                out.push(b']');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.push(b'}');
+        out
+    }
+
     fn accept() -> Self {
         Response {
             accepted: true,
@@ -89,17 +156,10 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
         };
         return Response::accept().warn(format!("{NOT_A_BINDING}; {what} admitted unchanged"));
     }
-    let mut object: Value = match req.object.map(serde_json::from_str) {
-        Some(Ok(v)) => v,
-        Some(Err(e)) => {
-            return failure(
-                &settings,
-                format!("the Binding is not valid JSON: {}", json_error_text(&e)),
-            );
-        }
-        None => return failure(&settings, "the request has no object (the Binding)".into()),
+    let Some(object) = req.object else {
+        return failure(&settings, "the request has no object (the Binding)".into());
     };
-    let binding = match binding::read(&object, req.namespace.as_str()) {
+    let (binding, document) = match binding::read(object, req.namespace.as_str()) {
         Ok(b) => b,
         Err(e) => return failure(&settings, e),
     };
@@ -121,9 +181,10 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
                 annotations.push((ZONE_ANNOTATION, zone.clone()));
                 annotations.push((RANK_ANNOTATION, rank.to_string()));
             }
-            if let Err(e) = binding::annotate(&mut object, &annotations) {
-                return failure(&settings, e);
-            }
+            let mutated = match binding::annotate(&document, &annotations) {
+                Ok(m) => m,
+                Err(e) => return failure(&settings, e),
+            };
             log(host, &binding, "pod-deletion-cost set", &explain(&a));
             let mut resp = ctx
                 .audit(Response::accept(), &binding)
@@ -131,7 +192,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             for (k, v) in explain(&a) {
                 resp = resp.audit(k, v);
             }
-            resp.mutated_object = Some(object);
+            resp.mutated_object = Some(mutated);
             resp
         }
     }
@@ -394,8 +455,10 @@ mod tests {
         (resp, host)
     }
 
-    fn cost_of(resp: &Response) -> Option<&str> {
-        resp.mutated_object.as_ref()?["metadata"]["annotations"][COST_ANNOTATION].as_str()
+    fn cost_of(resp: &Response) -> Option<String> {
+        resp.mutated()?["metadata"]["annotations"][COST_ANNOTATION]
+            .as_str()
+            .map(str::to_string)
     }
 
     #[test]
@@ -411,7 +474,7 @@ mod tests {
         assert_eq!(resp.warnings, None);
         let mut expected = object;
         expected["metadata"]["annotations"] = json!({COST_ANNOTATION: "1"});
-        assert_eq!(resp.mutated_object, Some(expected));
+        assert_eq!(resp.mutated(), Some(expected));
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["rule"], "hybrid");
         assert_eq!(audit["deletion-cost"], "1");
@@ -430,7 +493,7 @@ mod tests {
         );
         let (resp, _) = run(&payload(binding_object("web-1", "ip-1"), json!({})), host);
         assert!(resp.accepted);
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         assert_eq!(resp.warnings, None);
         assert_eq!(
             resp.audit_annotations.unwrap()["decision"],
@@ -447,7 +510,7 @@ mod tests {
         .unwrap();
         let (resp, _) = run(&p, FakeHost::default());
         assert!(resp.accepted);
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         assert_eq!(
             resp.warnings.unwrap(),
             [
@@ -474,7 +537,7 @@ mod tests {
         };
         let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host());
         assert!(resp.accepted);
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         assert_eq!(
             resp.warnings.unwrap(),
             [
@@ -587,7 +650,8 @@ mod tests {
             host,
         );
         assert!(resp.accepted, "{resp:?}");
-        let ann = &resp.mutated_object.as_ref().unwrap()["metadata"]["annotations"];
+        let mutated = resp.mutated().unwrap();
+        let ann = &mutated["metadata"]["annotations"];
         // web-a holds rank 0, web-c (unranked, zone i) takes 1: the new pod gets 2.
         assert_eq!(
             ann,
@@ -614,7 +678,7 @@ mod tests {
             host,
         );
         assert!(resp.accepted);
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         assert_eq!(resp.audit_annotations.unwrap()["decision"], "placeholder");
     }
 
@@ -635,7 +699,7 @@ mod tests {
             ),
             host,
         );
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         assert_eq!(
             resp.audit_annotations.unwrap()["decision"],
             "existing cost 42 kept"
@@ -655,7 +719,7 @@ mod tests {
             ),
             host,
         );
-        assert_eq!(cost_of(&resp), Some("1"));
+        assert_eq!(cost_of(&resp).as_deref(), Some("1"));
     }
 
     #[test]
@@ -724,9 +788,62 @@ mod tests {
 
     const ADMITTED: &str = "; the binding is admitted without a deletion cost";
 
+    #[test]
+    fn response_is_the_sdk_shape() {
+        use kubewarden_policy_sdk::response::ValidationResponse;
+        let audit: BTreeMap<String, String> =
+            [("node", "n\"1"), ("decision", "annotated")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
+        let cases = [
+            Response::accept(),
+            Response::accept().warn("a \"quoted\"\nwarning".into()).warn("ünï".into()),
+            Response {
+                accepted: false,
+                message: Some("no\tway".into()),
+                code: Some(400),
+                ..Default::default()
+            },
+            Response {
+                mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
+                audit_annotations: Some(audit.clone()),
+                ..Response::accept()
+            },
+            Response {
+                audit_annotations: Some(BTreeMap::new()),
+                warnings: Some(Vec::new()),
+                ..Response::accept()
+            },
+        ];
+        for resp in cases {
+            let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
+            let sdk = ValidationResponse {
+                accepted: resp.accepted,
+                message: resp.message.clone(),
+                code: resp.code,
+                mutated_object: resp.mutated(),
+                audit_annotations: resp
+                    .audit_annotations
+                    .clone()
+                    .map(|m| m.into_iter().collect()),
+                warnings: resp.warnings.clone(),
+            };
+            assert_eq!(ours, serde_json::to_value(&sdk).unwrap(), "{resp:?}");
+        }
+        // Field order as the SDK writes it, annotations sorted.
+        let resp = Response {
+            audit_annotations: Some(audit),
+            ..Response::accept()
+        };
+        assert_eq!(
+            String::from_utf8(resp.to_json()).unwrap(),
+            r#"{"accepted":true,"message":null,"code":null,"mutated_object":null,"audit_annotations":{"decision":"annotated","node":"n\"1"},"warnings":null}"#
+        );
+    }
+
     fn warned(resp: Response) -> String {
         assert!(resp.accepted, "{resp:?}");
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         let mut warnings = resp.warnings.expect("a warning");
         assert_eq!(warnings.len(), 1);
         warnings.remove(0)
@@ -734,7 +851,7 @@ mod tests {
 
     fn rejected(resp: Response) -> String {
         assert!(!resp.accepted, "{resp:?}");
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         resp.message.expect("a message")
     }
 
@@ -909,7 +1026,7 @@ mod tests {
         );
         let (resp, _) = run(&payload(binding_object("web-1", "mi-1"), json!({})), host);
         assert_eq!(resp.warnings, None);
-        assert_eq!(cost_of(&resp), Some("1"));
+        assert_eq!(cost_of(&resp).as_deref(), Some("1"));
     }
 
     #[test]
@@ -947,7 +1064,7 @@ mod tests {
         );
         assert!(resp.accepted);
         assert_eq!(resp.warnings, None);
-        assert_eq!(resp.mutated_object, None);
+        assert_eq!(resp.mutated(), None);
         assert_eq!(
             resp.audit_annotations.unwrap()["decision"],
             "existing cost abc kept"
@@ -980,7 +1097,8 @@ mod tests {
         );
         assert_eq!(resp.warnings, None);
         // web-c holds 0; web-a and web-b count as unranked and take 1 and 2.
-        let ann = &resp.mutated_object.as_ref().unwrap()["metadata"]["annotations"];
+        let mutated = resp.mutated().unwrap();
+        let ann = &mutated["metadata"]["annotations"];
         assert_eq!(ann[RANK_ANNOTATION], "3");
         assert_eq!(ann[COST_ANNOTATION], "7");
     }

@@ -65,8 +65,7 @@ mod wasm {
     }
 
     fn validate(payload: &[u8]) -> guest::CallResult {
-        let response = crate::evaluate::evaluate(payload, &mut WapcHost);
-        Ok(serde_json::to_vec(&response)?)
+        Ok(crate::evaluate::evaluate(payload, &mut WapcHost).to_json())
     }
 
     fn validate_settings(payload: &[u8]) -> guest::CallResult {
