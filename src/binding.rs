@@ -320,7 +320,10 @@ mod tests {
         let b = binding(json!({"kind": "Node", "name": "n1"}));
         let mut got = annotated(&b.to_string(), &[(COST, "1".into())]).unwrap();
         assert_eq!(got["metadata"]["annotations"], json!({COST: "1"}));
-        got["metadata"].as_object_mut().unwrap().remove("annotations");
+        got["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
         assert_eq!(got, b);
     }
 
@@ -339,7 +342,10 @@ mod tests {
         assert_eq!(got["metadata"]["annotations"], json!({COST: "2"}));
         let text = r#"{"metadata": {"name": "p", "annotations": { }}, "target": {"name": "n"}}"#;
         let got = annotated(text, &[(COST, "2".into()), (ZONE, "i".into())]).unwrap();
-        assert_eq!(got["metadata"]["annotations"], json!({COST: "2", ZONE: "i"}));
+        assert_eq!(
+            got["metadata"]["annotations"],
+            json!({COST: "2", ZONE: "i"})
+        );
     }
 
     #[test]
@@ -349,7 +355,9 @@ mod tests {
         let (_, doc) = read(text, "ns").unwrap();
         assert_eq!(
             annotate(&doc, &[(COST, "-5".into())]).unwrap(),
-            format!("{{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {{\"annotations\":{{\"{COST}\":\"-5\"}},\"name\":\"p\",\"generation\":12345678901234567890}},\"target\":{{\"name\":\"n\"}}}}")
+            format!(
+                "{{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {{\"annotations\":{{\"{COST}\":\"-5\"}},\"name\":\"p\",\"generation\":12345678901234567890}},\"target\":{{\"name\":\"n\"}}}}"
+            )
         );
     }
 
@@ -381,10 +389,22 @@ mod tests {
     #[test]
     fn only_valid_json_is_read() {
         for (text, want) in [
-            (r#"{"x": 1e400}"#, "the Binding is not valid JSON: number out of range"),
-            (r#"{"x": tru}"#, "the Binding is not valid JSON: expected ident"),
-            (r#"{"x": "\q"}"#, "the Binding is not valid JSON: invalid escape"),
-            (r#"{"x": 1} 2"#, "the Binding is not valid JSON: trailing characters"),
+            (
+                r#"{"x": 1e400}"#,
+                "the Binding is not valid JSON: number out of range",
+            ),
+            (
+                r#"{"x": tru}"#,
+                "the Binding is not valid JSON: expected ident",
+            ),
+            (
+                r#"{"x": "\q"}"#,
+                "the Binding is not valid JSON: invalid escape",
+            ),
+            (
+                r#"{"x": 1} 2"#,
+                "the Binding is not valid JSON: trailing characters",
+            ),
         ] {
             assert_eq!(read(text, "ns").unwrap_err(), want, "{text}");
         }

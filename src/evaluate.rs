@@ -38,9 +38,7 @@ impl Response {
     /// SDK's `ValidationResponse` (`response_is_the_sdk_shape` holds it so).
     pub fn to_json(&self) -> Vec<u8> {
         use crate::json::push_str;
-        let mut out = Vec::with_capacity(
-            160 + self.mutated_object.as_ref().map_or(0, String::len),
-        );
+        let mut out = Vec::with_capacity(160 + self.mutated_object.as_ref().map_or(0, String::len));
         out.extend_from_slice(if self.accepted {
             br#"{"accepted":true,"message":"#
         } else {
@@ -791,13 +789,14 @@ mod tests {
     #[test]
     fn response_is_the_sdk_shape() {
         use kubewarden_policy_sdk::response::ValidationResponse;
-        let audit: BTreeMap<String, String> =
-            [("node", "n\"1"), ("decision", "annotated")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into();
+        let audit: BTreeMap<String, String> = [("node", "n\"1"), ("decision", "annotated")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         let cases = [
             Response::accept(),
-            Response::accept().warn("a \"quoted\"\nwarning".into()).warn("ünï".into()),
+            Response::accept()
+                .warn("a \"quoted\"\nwarning".into())
+                .warn("ünï".into()),
             Response {
                 accepted: false,
                 message: Some("no\tway".into()),

@@ -33,12 +33,12 @@ pub fn envelope(text: &str) -> Result<Envelope<'_>, String> {
     let mut r = Reader::new(text);
     let mut env = Envelope::default();
     let mut has_request = false;
-    r.members(Path::Root, |r, key, here| match key.as_str() {
+    r.members_cold(Path::Root, &mut |r, key, here| match key.as_str() {
         "request" => {
             has_request = true;
             r.members(here, |r, key, here| {
                 match key.as_str() {
-                    "kind" => r.members(here, |r, key, here| match key.as_str() {
+                    "kind" => r.members_cold(here, &mut |r, key, here| match key.as_str() {
                         "kind" => {
                             env.kind = r.opt_string(here)?.unwrap_or_default();
                             Ok(())
@@ -202,8 +202,8 @@ pub fn binding(text: &str) -> Result<BindingText<'_>, String> {
 pub fn node(text: &str) -> Result<Node<'_>, String> {
     let mut r = Reader::new(text);
     let mut node = Node::default();
-    r.members(Path::Root, |r, key, here| match key.as_str() {
-        "metadata" => r.members(here, |r, key, here| match key.as_str() {
+    r.members_cold(Path::Root, &mut |r, key, here| match key.as_str() {
+        "metadata" => r.members_cold(here, &mut |r, key, here| match key.as_str() {
             "labels" => {
                 node.metadata.labels = r.labels(here)?;
                 Ok(())

@@ -624,7 +624,10 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         let mut written = BTreeMap::new();
         if let Some(raw) = &resp.mutated_object {
             let parsed = serde_json::from_str::<serde_json::Value>(raw);
-            prop_assert!(parsed.is_ok(), "mutated object policy-server cannot read: {raw}");
+            prop_assert!(
+                parsed.is_ok(),
+                "mutated object policy-server cannot read: {raw}"
+            );
             let mutated = &parsed.unwrap_or_default();
             written = written_annotations(&object, mutated);
             let cost = written
