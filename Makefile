@@ -104,14 +104,16 @@ bench: policy.wasm floor.wasm peer.wasm
 
 # Instructions per call of one scenario under callgrind, which a shared
 # machine's noise does not move: make profile SCENARIO="1000 siblings".
-# NATIVE=1 counts the same calls compiled for this machine instead, where
-# callgrind_annotate can name the policy's functions.
+# SCENARIO=peer counts the peer guest's hybrid hit. NATIVE=1 counts the
+# same calls compiled for this machine instead, where callgrind_annotate
+# can name the policy's functions.
 SCENARIO ?= hybrid
-profile: policy.wasm
+PROFILED := $(if $(filter peer,$(SCENARIO)),peer.wasm,policy.wasm)
+profile: $(PROFILED)
 	$(CARGO) build --locked --profile native-release -p e2e-tests --bin bench
 	valgrind --tool=callgrind --smc-check=all \
 		--toggle-collect='bench::profiled_$(if $(NATIVE),native_)calls' \
-		--callgrind-out-file=callgrind.out target/native-release/bench --wasm policy.wasm \
+		--callgrind-out-file=callgrind.out target/native-release/bench --wasm $(PROFILED) \
 		--only "$(SCENARIO)" --iterations 10 $(if $(NATIVE),--native) 2>&1 | grep -E 'refs|calls of'
 	@echo "per call: the refs above / 10; details: callgrind_annotate callgrind.out"
 

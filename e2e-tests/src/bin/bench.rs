@@ -240,6 +240,34 @@ fn run_validate(policy: &Policy, payload: &[u8], host: Canned) -> Result<Canned>
     Ok(host)
 }
 
+/// The hybrid hit for the peer guest, whose typed settings need a map.
+fn peer_hit(iterations: usize) -> Result<Scenario> {
+    let hybrid = request_of(fixture(
+        "../shared/fixtures/requests/binding-to-hybrid-node.json",
+    )?);
+    Ok(Scenario {
+        name: "1p. peer: hit done the SDK way (typed)".into(),
+        payload: payload(&hybrid, &json!({})),
+        host: Canned::default().with(
+            node_req("mi-0ebe45e33a53e04f2"),
+            fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?,
+        ),
+        iterations,
+    })
+}
+
+/// One peer call; its answer must be a patch, or the timing is of an
+/// error path.
+fn run_peer(peer: &Policy, payload: &[u8], host: Canned) -> Result<Canned> {
+    let (out, host) = peer.validate_raw(payload, host)?;
+    if !out.windows(16).any(|w| w == b"\"mutated_object\"")
+        || out.windows(21).any(|w| w == b"\"mutated_object\":null")
+    {
+        bail!("peer did not mutate: {}", String::from_utf8_lossy(&out));
+    }
+    Ok(host)
+}
+
 struct Args {
     wasm: PathBuf,
     floor: PathBuf,
@@ -286,11 +314,25 @@ fn args() -> Result<Args> {
 /// The calls `make profile` counts (callgrind's `--toggle-collect`): the
 /// scenario's host answers are in memory, so nearly all of it is the guest.
 #[inline(never)]
-fn profiled_calls(policy: &Policy, payload: &[u8], mut host: Canned, calls: usize) -> Result<()> {
+fn profiled_calls(
+    policy: &Policy,
+    payload: &[u8],
+    mut host: Canned,
+    calls: usize,
+    peer: bool,
+) -> Result<()> {
     for _ in 0..calls {
-        host = run_validate(policy, payload, host)?;
+        host = one_call(policy, payload, host, peer)?;
     }
     Ok(())
+}
+
+fn one_call(policy: &Policy, payload: &[u8], host: Canned, peer: bool) -> Result<Canned> {
+    if peer {
+        run_peer(policy, payload, host)
+    } else {
+        run_validate(policy, payload, host)
+    }
 }
 
 impl pod_deletion_cost_policy::cluster::Host for Canned {
@@ -312,10 +354,16 @@ fn profiled_native_calls(payload: &[u8], host: &mut Canned, calls: usize) {
 }
 
 fn profile(a: &Args, wasm: &[u8], only: &str) -> Result<()> {
-    let s = scenarios(a.iterations)?
-        .into_iter()
-        .find(|s| s.name.contains(only))
-        .with_context(|| format!("no scenario named like {only:?}"))?;
+    // `--only peer --wasm peer.wasm` counts the peer guest's hybrid hit.
+    let peer = only == "peer";
+    let s = if peer {
+        peer_hit(a.iterations)?
+    } else {
+        scenarios(a.iterations)?
+            .into_iter()
+            .find(|s| s.name.contains(only))
+            .with_context(|| format!("no scenario named like {only:?}"))?
+    };
     if a.native {
         let mut host = s.host;
         profiled_native_calls(&s.payload, &mut host, 1);
@@ -325,8 +373,8 @@ fn profile(a: &Args, wasm: &[u8], only: &str) -> Result<()> {
     }
     let policy = Policy::from_bytes(wasm)?;
     // One call first, so the counted ones run warm.
-    let host = run_validate(&policy, &s.payload, s.host)?;
-    profiled_calls(&policy, &s.payload, host, a.iterations)?;
+    let host = one_call(&policy, &s.payload, s.host, peer)?;
+    profiled_calls(&policy, &s.payload, host, a.iterations, peer)?;
     println!("{} calls of {}", a.iterations, s.name);
     Ok(())
 }
@@ -409,21 +457,12 @@ fn main() -> Result<()> {
     // Binding and Node. Its answer must be a patch, or the timing is of an
     // error path.
     let peer = Policy::from_bytes(&peer_wasm)?;
-    let peer_payload = payload(&hybrid, &json!({}));
-    let mut peer_host = Some(Canned::default().with(
-        node_req("mi-0ebe45e33a53e04f2"),
-        fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?,
-    ));
+    let peer_scenario = peer_hit(a.iterations)?;
+    let mut peer_host = Some(peer_scenario.host);
     let peer_stats = measure(
         || {
             let h = peer_host.take().context("host")?;
-            let (out, h) = peer.validate_raw(&peer_payload, h)?;
-            if !out.windows(16).any(|w| w == b"\"mutated_object\"")
-                || out.windows(21).any(|w| w == b"\"mutated_object\":null")
-            {
-                bail!("peer did not mutate: {}", String::from_utf8_lossy(&out));
-            }
-            peer_host = Some(h);
+            peer_host = Some(run_peer(&peer, &peer_scenario.payload, h)?);
             Ok(())
         },
         a.iterations,
