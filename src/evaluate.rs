@@ -183,11 +183,12 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
                 Ok(m) => m,
                 Err(e) => return failure(&settings, e),
             };
-            log(host, &binding, "pod-deletion-cost set", &explain(&a));
+            let explained = explain(&a);
+            log(host, &binding, "pod-deletion-cost set", &explained);
             let mut resp = ctx
                 .audit(Response::accept(), &binding)
                 .audit("decision", "annotated");
-            for (k, v) in explain(&a) {
+            for (k, v) in explained {
                 resp = resp.audit(k, v);
             }
             resp.mutated_object = Some(mutated);

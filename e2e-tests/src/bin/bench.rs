@@ -247,6 +247,20 @@ fn measure_pair(
     Ok((stats(a), stats(b)))
 }
 
+/// One line of the report: a scenario's times and its median as a ratio
+/// to the floor's.
+fn row(name: &str, calls: usize, st: &Stats, floor_us: f64) {
+    println!(
+        "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+        name,
+        calls,
+        us(st.median),
+        us(st.p99),
+        us(st.mean),
+        us(st.median) / floor_us
+    );
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -469,14 +483,12 @@ fn main() -> Result<()> {
         "{:<42} {:>8} {:>11} {:>11} {:>11} {:>9}",
         "scenario", "calls", "median µs", "p99 µs", "mean µs", "× floor"
     );
-    println!(
-        "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+    let floor_us = us(floor_stats.median);
+    row(
         "0. floor (fixed accept after a node call)",
         a.iterations,
-        us(floor_stats.median),
-        us(floor_stats.p99),
-        us(floor_stats.mean),
-        1.0
+        &floor_stats,
+        floor_us,
     );
     // The peer does the hybrid hit's job the SDK's way: typed request,
     // Binding and Node. It is timed alternately with the policy's hybrid
@@ -503,14 +515,11 @@ fn main() -> Result<()> {
         a.iterations,
     )?;
     let peer_row = || {
-        println!(
-            "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+        row(
             "1p. peer: hit done the SDK way (typed)",
             a.iterations,
-            us(peer_stats.median),
-            us(peer_stats.p99),
-            us(peer_stats.mean),
-            us(peer_stats.median) / us(floor_stats.median)
+            &peer_stats,
+            floor_us,
         );
         println!(
             "{:<42} policy's hybrid hit at {:.2}× the peer's median (timed alternately: {:.2} µs against {:.2} µs)",
@@ -531,15 +540,7 @@ fn main() -> Result<()> {
             },
             s.iterations,
         )?;
-        println!(
-            "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
-            s.name,
-            s.iterations,
-            us(st.median),
-            us(st.p99),
-            us(st.mean),
-            us(st.median) / us(floor_stats.median)
-        );
+        row(&s.name, s.iterations, &st, floor_us);
         if s.name.starts_with("1.") {
             peer_row();
         }
@@ -558,14 +559,11 @@ fn main() -> Result<()> {
         },
         a.iterations,
     )?;
-    println!(
-        "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
+    row(
         "5. validate_settings, 20 rules",
         a.iterations,
-        us(st.median),
-        us(st.p99),
-        us(st.mean),
-        us(st.median) / us(floor_stats.median)
+        &st,
+        floor_us,
     );
 
     // Linear memory, on an engine whose memories report their size.
