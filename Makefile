@@ -7,8 +7,13 @@ CARGO ?= cargo
 KWCTL ?= kwctl
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n1)
 SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
+# Where cargo puts its output: CARGO_TARGET_DIR, build.target-dir in a cargo
+# config, or target/. cargo metadata knows which.
+TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
+WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench profile fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench profile fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -24,20 +29,20 @@ policy.wasm: $(SOURCES) | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p pod-deletion-cost-policy
 	@if command -v wasm-opt >/dev/null; then \
 		wasm-opt -O3 $(WASM_OPT_FEATURES) --strip-debug --strip-producers \
-			target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm -o policy.wasm; \
+			$(WASM_OUT)/pod_deletion_cost_policy.wasm -o policy.wasm; \
 	else \
 		echo "note: wasm-opt (Debian package binaryen) not found; policy.wasm is not post-optimised"; \
-		cp target/$(WASM_TARGET)/release/pod_deletion_cost_policy.wasm policy.wasm; \
+		cp $(WASM_OUT)/pod_deletion_cost_policy.wasm policy.wasm; \
 	fi
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
 
 floor.wasm: floor-guest/src/lib.rs floor-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p floor-guest
-	cp target/$(WASM_TARGET)/release/floor_guest.wasm floor.wasm
+	cp $(WASM_OUT)/floor_guest.wasm floor.wasm
 
 peer.wasm: peer-guest/src/lib.rs peer-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p peer-guest
-	cp target/$(WASM_TARGET)/release/peer_guest.wasm peer.wasm
+	cp $(WASM_OUT)/peer_guest.wasm peer.wasm
 
 annotated-policy.wasm: policy.wasm metadata.yml README.md
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
@@ -64,11 +69,11 @@ e2e-tests: policy.wasm
 	else \
 		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
 		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner --bin simulate && \
-		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(CURDIR)/target/debug/e2e-runner" \
+		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(TARGET_DIR)/debug/e2e-runner" SIMULATE="$(TARGET_DIR)/debug/simulate" \
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
 			echo "e2e.bats under $$($(KWCTL) --version | head -n1):"; \
-			$(MAKE) --no-print-directory annotated-policy.wasm && bats e2e-tests/e2e.bats || exit 1; \
+			$(MAKE) --no-print-directory annotated-policy.wasm && SIMULATE="$(TARGET_DIR)/debug/simulate" bats e2e-tests/e2e.bats || exit 1; \
 		else \
 			bats e2e-tests/e2e.bats; \
 		fi; \
@@ -77,7 +82,11 @@ e2e-tests: policy.wasm
 demo: policy.wasm
 	scripts/demo.sh
 
-test: fmt-check lint unit-tests e2e-tests
+test: self-contained fmt-check lint unit-tests e2e-tests
+
+# A clone has nothing beside it: no tracked file may read outside the repository.
+self-contained:
+	scripts/check-self-contained.sh
 
 # What the policy would do on a cluster snapshot, before installing it:
 #   make simulate SNAPSHOT=cluster.json [SETTINGS=policy.yaml] [SCALE="shop/web=3 ..."] [OUTPUT=json]
@@ -113,7 +122,7 @@ profile: $(PROFILED)
 	$(CARGO) build --locked --profile native-release -p e2e-tests --bin bench
 	valgrind --tool=callgrind --smc-check=all \
 		--toggle-collect='bench::profiled_$(if $(NATIVE),native_)calls' \
-		--callgrind-out-file=callgrind.out target/native-release/bench --wasm $(PROFILED) \
+		--callgrind-out-file=callgrind.out $(TARGET_DIR)/native-release/bench --wasm $(PROFILED) \
 		--only "$(SCENARIO)" --iterations 10 $(if $(NATIVE),--native) 2>&1 | grep -E 'refs|calls of'
 	@echo "per call: the refs above / 10; details: callgrind_annotate callgrind.out"
 

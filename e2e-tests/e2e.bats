@@ -18,10 +18,10 @@ setup() {
         return 1
     fi
     CAPS=()
-    # kwctl 1.35+ runs host capabilities only when allowed on the command line.
+    # kwctl 1.35+ limits host capabilities to those named on the command
+    # line: several values after ONE flag (repeating the flag is an error).
     if kwctl run --help 2>&1 | grep -q -- '--allowed-host-capabilities'; then
-        CAPS=(--allowed-host-capabilities 'kubernetes/get_resource'
-              --allowed-host-capabilities 'kubernetes/list_resources_by_namespace')
+        CAPS=(--allowed-host-capabilities 'kubernetes/get_resource' 'kubernetes/list_resources_by_namespace')
     fi
 }
 

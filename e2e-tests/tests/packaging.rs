@@ -323,7 +323,7 @@ fn check_schema(schema: &Yaml, value: &Yaml, path: &str, errors: &mut Vec<String
 
 #[test]
 fn examples_follow_the_crd_and_the_advice() {
-    let crd = yaml("../shared/crds/policies.kubewarden.io_clusteradmissionpolicies.yaml");
+    let crd = yaml("e2e-tests/fixtures/crds/policies.kubewarden.io_clusteradmissionpolicies.yaml");
     let version = crd["spec"]["versions"]
         .as_sequence()
         .and_then(|vs| vs.iter().find(|v| v["name"].as_str() == Some("v1")))

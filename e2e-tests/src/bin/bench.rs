@@ -94,10 +94,10 @@ fn rs_pod(i: usize, node: &str, zone: &str, rank: usize) -> Value {
 /// annotated by the policy (the steady state: no sibling node lookups).
 fn balance(n: usize) -> Result<Scenario> {
     let mut request = request_of(fixture(
-        "../shared/fixtures/requests/binding-to-ack-zone-k-node.json",
+        "e2e-tests/cases/ack-zone-k-node-default-settings/request.json",
     )?);
     request["object"]["metadata"]["name"] = json!("web-6d9c7b8f5d-new");
-    let node = fixture("../shared/fixtures/nodes/cn-beijing.192.168.2.17.json")?;
+    let node = fixture("e2e-tests/fixtures/nodes/cn-beijing.192.168.2.17.json")?;
     let settings = json!({"rules": [], "zones": {"topologyKey": "available_zone", "balance": true},
                           "placeholders": {"priorityClassNames": ["default-priority-class"]}});
     let me = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-6d9c7b8f5d-new","namespace":"shop","uid":"uid-new",
@@ -128,17 +128,17 @@ fn balance(n: usize) -> Result<Scenario> {
 
 fn scenarios(iterations: usize) -> Result<Vec<Scenario>> {
     let hybrid = request_of(fixture(
-        "../shared/fixtures/requests/binding-to-hybrid-node.json",
+        "e2e-tests/cases/hybrid-node-default-settings/request.json",
     )?);
     let ec2 = request_of(fixture(
-        "../shared/fixtures/requests/binding-to-ec2-node.json",
+        "e2e-tests/cases/ec2-node-default-settings/request.json",
     )?);
     let pod = request_of(fixture(
-        "../shared/fixtures/requests/pod-create-not-a-binding.json",
+        "e2e-tests/cases/pod-create-not-a-binding/request.json",
     )?);
-    let hybrid_node = fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
+    let hybrid_node = fixture("e2e-tests/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
     let ec2_node =
-        fixture("../shared/fixtures/nodes/ip-10-42-108-174.us-west-2.compute.internal.json")?;
+        fixture("e2e-tests/fixtures/nodes/ip-10-42-108-174.us-west-2.compute.internal.json")?;
     let mut invalid = hybrid.clone();
     invalid["object"]["target"] = json!({"kind": "Pod", "name": ""});
     let mut out = vec![
@@ -282,14 +282,14 @@ fn run_validate(policy: &Policy, payload: &[u8], host: Canned) -> Result<Canned>
 /// The hybrid hit for the peer guest, whose typed settings need a map.
 fn peer_hit(iterations: usize) -> Result<Scenario> {
     let hybrid = request_of(fixture(
-        "../shared/fixtures/requests/binding-to-hybrid-node.json",
+        "e2e-tests/cases/hybrid-node-default-settings/request.json",
     )?);
     Ok(Scenario {
         name: "1p. peer: hit done the SDK way (typed)".into(),
         payload: payload(&hybrid, &json!({})),
         host: Canned::default().with(
             node_req("mi-0ebe45e33a53e04f2"),
-            fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?,
+            fixture("e2e-tests/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?,
         ),
         iterations,
     })
@@ -462,9 +462,9 @@ fn main() -> Result<()> {
     let floor = Policy::from_bytes(&floor_wasm)?;
 
     let hybrid = request_of(fixture(
-        "../shared/fixtures/requests/binding-to-hybrid-node.json",
+        "e2e-tests/cases/hybrid-node-default-settings/request.json",
     )?);
-    let hybrid_node = fixture("../shared/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
+    let hybrid_node = fixture("e2e-tests/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
     let floor_payload = payload(&hybrid, &Value::Null);
     let mut floor_host =
         Some(Canned::default().with(node_req("mi-0ebe45e33a53e04f2"), hybrid_node));

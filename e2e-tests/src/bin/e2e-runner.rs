@@ -219,14 +219,23 @@ fn kwctl_run(args: Vec<String>) -> Result<()> {
     let mut settings = None;
     let mut session = None;
     let mut module = None;
-    let mut it = args.into_iter();
+    let mut capabilities_seen = false;
+    let mut it = args.into_iter().peekable();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--request-path" | "-r" => request = it.next(),
             "--settings-path" | "-s" => settings = it.next(),
             "--replay-host-capabilities-interactions" => session = it.next(),
+            // As kwctl 1.36 parses it: several values after one flag, and
+            // the flag itself at most once.
             "--allowed-host-capabilities" => {
-                it.next();
+                if capabilities_seen {
+                    bail!(
+                        "the argument '--allowed-host-capabilities [<allowed-host-capabilities>...]' cannot be used multiple times"
+                    );
+                }
+                capabilities_seen = true;
+                while it.next_if(|a| !a.starts_with('-')).is_some() {}
             }
             "--allow-context-aware" => {}
             other if other.starts_with('-') => bail!("unsupported kwctl flag {other}"),
