@@ -109,7 +109,11 @@ impl Policy {
                     let responder = guard
                         .as_mut()
                         .ok_or("no host responder set for this evaluation")?;
-                    Ok(responder.call(operation, payload)?)
+                    // policy-evaluator words a failed callback this way
+                    // before the guest sees it.
+                    responder
+                        .call(operation, payload)
+                        .map_err(|e| format!("Callback evaluation failure: {e}").into())
                 }
                 _ => {
                     Err(format!("unknown host capability {binding}/{namespace}/{operation}").into())
