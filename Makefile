@@ -36,11 +36,11 @@ policy.wasm: $(SOURCES) | wasm-target
 	fi
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
 
-floor.wasm: floor-guest/src/lib.rs floor-guest/Cargo.toml | wasm-target
+floor.wasm: crates/bench/floor-guest/src/lib.rs crates/bench/floor-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p floor-guest
 	cp $(WASM_OUT)/floor_guest.wasm floor.wasm
 
-peer.wasm: peer-guest/src/lib.rs peer-guest/Cargo.toml | wasm-target
+peer.wasm: crates/bench/peer-guest/src/lib.rs crates/bench/peer-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p peer-guest
 	cp $(WASM_OUT)/peer_guest.wasm peer.wasm
 
@@ -63,12 +63,12 @@ unit-tests:
 # The compiled module through waPC in wasmtime (case table, scenarios,
 # packaging checks), then the same cases under kwctl when it is installed.
 e2e-tests: policy.wasm
-	$(CARGO) test --locked -p e2e-tests
+	$(CARGO) test --locked -p wasm-host -p cluster-sim -p simulate -p e2e-tests
 	@if ! command -v bats >/dev/null; then \
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
 		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
-		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner --bin simulate && \
+		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner -p simulate --bin simulate && \
 		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(TARGET_DIR)/debug/e2e-runner" SIMULATE="$(TARGET_DIR)/debug/simulate" \
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
@@ -91,14 +91,14 @@ self-contained:
 # What the policy would do on a cluster snapshot, before installing it:
 #   make simulate SNAPSHOT=cluster.json [SETTINGS=policy.yaml] [SCALE="shop/web=3 ..."] [OUTPUT=json]
 # SNAPSHOT may name two files (nodes, then pods). Bundled examples:
-#   make simulate SNAPSHOT=e2e-tests/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
+#   make simulate SNAPSHOT=crates/simulate/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
 SNAPSHOT ?=
 SETTINGS ?=
 SCALE ?=
 OUTPUT ?= table
 simulate: policy.wasm
 	@test -n "$(SNAPSHOT)" || { echo "usage: make simulate SNAPSHOT=cluster.json [SETTINGS=settings.yml] [SCALE='ns/name=N ...'] [OUTPUT=json]"; exit 2; }
-	@$(CARGO) run --quiet --locked --profile native-release -p e2e-tests --bin simulate -- \
+	@$(CARGO) run --quiet --locked --profile native-release -p simulate --bin simulate -- \
 		--wasm policy.wasm $(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
 		--output $(OUTPUT) $(SNAPSHOT)
 
@@ -109,7 +109,7 @@ clean:
 # Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm
 # and, for a hybrid hit, against peer.wasm (the same job the SDK's way).
 bench: policy.wasm floor.wasm peer.wasm
-	$(CARGO) run --locked --profile native-release -p e2e-tests --bin bench -- --wasm policy.wasm --floor floor.wasm --peer peer.wasm
+	$(CARGO) run --locked --profile native-release -p bench -- --wasm policy.wasm --floor floor.wasm --peer peer.wasm
 
 # Instructions per call of one scenario under callgrind, which a shared
 # machine's noise does not move: make profile SCENARIO="1000 siblings".
@@ -119,7 +119,7 @@ bench: policy.wasm floor.wasm peer.wasm
 SCENARIO ?= hybrid
 PROFILED := $(if $(filter peer,$(SCENARIO)),peer.wasm,policy.wasm)
 profile: $(PROFILED)
-	$(CARGO) build --locked --profile native-release -p e2e-tests --bin bench
+	$(CARGO) build --locked --profile native-release -p bench
 	valgrind --tool=callgrind --smc-check=all \
 		--toggle-collect='bench::profiled_$(if $(NATIVE),native_)calls' \
 		--callgrind-out-file=callgrind.out $(TARGET_DIR)/native-release/bench --wasm $(PROFILED) \

@@ -1,10 +1,5 @@
-//! End-to-end support for the pod-deletion-cost policy: the compiled
-//! `policy.wasm` driven through waPC in wasmtime, as policy-server runs it.
+//! The end-to-end case table: `cases/<case>/` folders (request, settings,
+//! kwctl replay session, expected answer) run against the compiled
+//! `policy.wasm` by the tests, the runner and the kwctl bats suite.
 
 pub mod cases;
-pub mod engine;
-pub mod memory;
-pub mod replay;
-pub mod sim;
-pub mod snapshot;
-pub mod whatif;

@@ -6,12 +6,14 @@
 //! numbers are the guest's, not the responder's.
 
 use anyhow::{Context, Result, bail};
-use e2e_tests::engine::{HostResponder, Policy};
-use e2e_tests::memory::{TrackedMemory, tracking_engine};
+mod memory;
+
+use memory::{TrackedMemory, tracking_engine};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasm_host::{HostResponder, Policy};
 
 /// Answers host calls from pre-serialised bytes. Requests are matched by
 /// meaning once, then by their exact bytes, so that after the warm-up a
@@ -55,7 +57,7 @@ fn node_req(name: &str) -> Value {
 
 fn fixture(path: &str) -> Result<Value> {
     let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+        .join("../..")
         .join(path);
     let text =
         std::fs::read_to_string(&full).with_context(|| format!("reading {}", full.display()))?;
@@ -63,7 +65,7 @@ fn fixture(path: &str) -> Result<Value> {
 }
 
 fn request_of(review: Value) -> Value {
-    e2e_tests::engine::admission_request(review)
+    wasm_host::admission_request(review)
 }
 
 struct Scenario {

@@ -1,6 +1,8 @@
 //! Loads `policy.wasm` and calls it through waPC in wasmtime, with the same
 //! crates and WASI setup as Kubewarden's policy-evaluator.
 
+pub mod replay;
+
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -207,4 +209,14 @@ pub fn admission_request(document: Value) -> Value {
         }
         other => other,
     }
+}
+
+/// The policy module this checkout builds (`make policy.wasm`); the
+/// `POLICY_WASM` environment variable names another.
+pub fn default_policy_wasm() -> std::path::PathBuf {
+    std::env::var_os("POLICY_WASM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policy.wasm")
+        })
 }
