@@ -3,8 +3,11 @@
 
 pub mod cases;
 pub mod engine;
+pub mod kube_api;
 pub mod memory;
+pub mod policy_server;
 pub mod replay;
+pub mod rig_cluster;
 pub mod sim;
 pub mod snapshot;
 pub mod whatif;

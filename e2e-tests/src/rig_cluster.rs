@@ -1,0 +1,81 @@
+//! The fixture cluster the policy-server rig serves: the EKS and ACK nodes
+//! of `fixtures/nodes/` (as the API server returns them), one more ACK node
+//! in each of the zones `i` and `h`, and ReplicaSets of already bound,
+//! ranked pods built on the simulator's cluster model, so the same cluster
+//! can also answer the in-process engine.
+
+use crate::kube_api::Store;
+use crate::sim::{Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+pub const HYBRID_NODE: &str = "mi-0ebe45e33a53e04f2";
+pub const EC2_NODE: &str = "ip-10-42-108-174.us-west-2.compute.internal";
+/// The ACK fixture node, in zone `k`.
+pub const ACK_NODE_K: &str = "cn-beijing.192.168.2.17";
+pub const ACK_NODE_I: &str = "cn-beijing.192.168.0.21";
+pub const ACK_NODE_H: &str = "cn-beijing.192.168.4.9";
+pub const ZONE_KEY: &str = "available_zone";
+/// The ACK zones and a node in each, in the order replicas are spread.
+pub const ACK_ZONES: &[(&str, &str)] = &[("k", ACK_NODE_K), ("i", ACK_NODE_I), ("h", ACK_NODE_H)];
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The nodes of the rig's cluster, in the model.
+pub fn cluster() -> Cluster {
+    let mut c = Cluster::default();
+    c.add_node(HYBRID_NODE, &[("eks.amazonaws.com/compute-type", "hybrid")]);
+    c.add_node(EC2_NODE, &[("eks.amazonaws.com/capacityType", "ON_DEMAND")]);
+    for (zone, node) in ACK_ZONES {
+        c.add_node(node, &[(ZONE_KEY, zone)]);
+    }
+    c
+}
+
+/// Adds `replicas` bound pods of ReplicaSet `rs` (labels `app=<app>`,
+/// `pod-template-hash=<rs>`), spread over the ACK zones in turn, each
+/// carrying the zone and rank annotations the policy gave it; and one more
+/// pod, pending, whose name is returned: the one to bind next.
+pub fn ranked_workload(
+    c: &mut Cluster,
+    namespace: &str,
+    app: &str,
+    rs: &str,
+    replicas: usize,
+) -> String {
+    let labels = [("app", app), ("pod-template-hash", rs)];
+    for i in 0..replicas {
+        let (zone, node) = ACK_ZONES[i % ACK_ZONES.len()];
+        let name = c.create_rs_pod(namespace, rs, &labels);
+        let rank = (i / ACK_ZONES.len()).to_string();
+        let annotations = serde_json::json!({"metadata": {"annotations": {ZONE_ANNOTATION: zone, RANK_ANNOTATION: rank}}});
+        c.complete_bind(namespace, &name, node, Some(&annotations));
+    }
+    c.create_rs_pod(namespace, rs, &labels)
+}
+
+/// The model as the stand-in's store, with each node replaced by its
+/// fixture file when there is one (full metadata, spec and status).
+pub fn store(c: &Cluster) -> Result<Store> {
+    let mut store = Store::from_cluster(c).map_err(anyhow::Error::msg)?;
+    for node in &c.nodes {
+        let path = fixtures_dir()
+            .join("nodes")
+            .join(format!("{}.json", node.name));
+        if path.is_file() {
+            store
+                .put("nodes", read_json(&path)?)
+                .map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(store)
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
+}
