@@ -269,6 +269,33 @@ impl Reply {
         })
     }
 
+    /// The answer in the policy's own terms, the mutated object being
+    /// `binding` with the patch applied, so the case table's checks apply.
+    pub fn to_validation_response(
+        &self,
+        binding: &Value,
+    ) -> Result<crate::engine::ValidationResponse> {
+        let status = self.response.get("status");
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+        Ok(crate::engine::ValidationResponse {
+            accepted: self.allowed,
+            message: text(status.and_then(|s| s.get("message"))),
+            code: status
+                .and_then(|s| s.get("code"))
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok()),
+            mutated_object: match self.patch {
+                Some(_) => Some(self.patched(binding)?),
+                None => None,
+            },
+            audit_annotations: match self.response.get("auditAnnotations") {
+                Some(a) if !a.is_null() => Some(serde_json::from_value(a.clone())?),
+                _ => None,
+            },
+            warnings: Some(self.warnings.clone()).filter(|w| !w.is_empty()),
+        })
+    }
+
     /// `binding` with the patch applied (unchanged without a patch).
     pub fn patched(&self, binding: &Value) -> Result<Value> {
         let mut out = binding.clone();

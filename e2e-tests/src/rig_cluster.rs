@@ -5,9 +5,11 @@
 //! can also answer the in-process engine.
 
 use crate::kube_api::Store;
+use crate::replay::Recorded;
 use crate::sim::{Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use anyhow::{Context, Result};
-use serde_json::Value;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub const HYBRID_NODE: &str = "mi-0ebe45e33a53e04f2";
@@ -78,4 +80,59 @@ fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))
+}
+
+/// The cluster a case's replay session describes: every object its
+/// answers carry (a node, the pod, the listed pods), merged when the same
+/// object comes back under different field masks. `None` when an exchange
+/// answers an error: the stand-in words its errors as policy-server does,
+/// not as the session does.
+pub fn objects_of_session(
+    session: &[Recorded],
+) -> Option<BTreeMap<(String, String, String), Value>> {
+    let mut objects = BTreeMap::new();
+    for exchange in session {
+        let payload: Value = serde_json::from_slice(exchange.response.as_ref().ok()?).ok()?;
+        let found = match payload.get("items").and_then(Value::as_array) {
+            Some(items) => items.clone(),
+            None => vec![payload],
+        };
+        for mut object in found {
+            let kind = object.get("kind").and_then(Value::as_str).unwrap_or("Pod");
+            let resource = if kind == "Node" { "nodes" } else { "pods" };
+            object["apiVersion"] = json!("v1");
+            object["kind"] = json!(if resource == "nodes" { "Node" } else { "Pod" });
+            let text = |f: &str| {
+                object
+                    .pointer(&format!("/metadata/{f}"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let key = (resource.to_string(), text("namespace"), text("name"));
+            match objects.get_mut(&key) {
+                Some(known) => merge(known, object),
+                None => {
+                    objects.insert(key, object);
+                }
+            }
+        }
+    }
+    Some(objects)
+}
+
+fn merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                match a.get_mut(&k) {
+                    Some(existing) => merge(existing, v),
+                    None => {
+                        a.insert(k, v);
+                    }
+                }
+            }
+        }
+        (slot, other) => *slot = other,
+    }
 }
