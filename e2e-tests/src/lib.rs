@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod engine;
 pub mod kube_api;
+pub mod latency;
 pub mod memory;
 pub mod policy_server;
 pub mod replay;

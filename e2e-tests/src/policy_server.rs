@@ -98,6 +98,12 @@ pub fn program() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// What `policy-server --version` prints, for reports.
+pub fn version() -> Option<String> {
+    let output = Command::new(program()?).arg("--version").output().ok()?;
+    Some(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
 /// policy-server and the API stand-in it reads, both on 127.0.0.1.
 pub struct Rig {
     pub api: KubeApi,

@@ -48,25 +48,22 @@ fn annotations(binding: &Value) -> BTreeMap<String, String> {
         .unwrap_or_default()
 }
 
+fn in_process_policy() -> Policy {
+    Policy::load(&cases::default_wasm()).expect("policy.wasm (make policy.wasm)")
+}
+
 /// What the in-process engine (waPC in wasmtime) answers for the same
 /// binding on the same cluster: the reference for policy-server's answer.
 fn in_process_annotations(
+    policy: &Policy,
     cluster: &Cluster,
     settings: &Value,
     namespace: &str,
     pod: &str,
     node: &str,
 ) -> BTreeMap<String, String> {
-    let policy = Policy::load(&cases::default_wasm()).expect("policy.wasm (make policy.wasm)");
-    let outcome = sim::bind(
-        &policy,
-        &mut cluster.clone(),
-        settings,
-        namespace,
-        pod,
-        node,
-    )
-    .expect("in-process bind");
+    let outcome = sim::bind(policy, &mut cluster.clone(), settings, namespace, pod, node)
+        .expect("in-process bind");
     outcome
         .response
         .mutated_object
@@ -156,6 +153,7 @@ fn ack_zones_rank_bindings_skip_placeholders_and_follow_the_watch() -> Result<()
         return Ok(());
     };
     let settings = example_settings("ack-zones-placeholders.yaml");
+    let policy = in_process_policy();
     let mut cluster = rc::cluster();
     // 10 pods over k, i, h in turn: k holds ranks 0..=3, i and h 0..=2.
     let pending = rc::ranked_workload(&mut cluster, "shop", "web", "web-6d9c", 10);
@@ -185,7 +183,7 @@ fn ack_zones_rank_bindings_skip_placeholders_and_follow_the_watch() -> Result<()
     assert_eq!(got, expected("-4", "k", "4"));
     assert_eq!(
         got,
-        in_process_annotations(&cluster, &settings, "shop", &pending, ACK_NODE_K)
+        in_process_annotations(&policy, &cluster, &settings, "shop", &pending, ACK_NODE_K)
     );
     // Zone i costs 10 more; it holds ranks 0..=2.
     let (_, got) = bind(&rig, "ack", &cluster, "shop", &pending, ACK_NODE_I)?;
@@ -222,7 +220,7 @@ fn ack_zones_rank_bindings_skip_placeholders_and_follow_the_watch() -> Result<()
     assert_eq!(got, expected("-5", "k", "5"));
     assert_eq!(
         got,
-        in_process_annotations(&cluster, &settings, "shop", &second, ACK_NODE_K)
+        in_process_annotations(&policy, &cluster, &settings, "shop", &second, ACK_NODE_K)
     );
 
     // One LIST and one WATCH for the ReplicaSet's selector, however many
@@ -254,6 +252,7 @@ fn a_balance_binding_with_1000_siblings_is_answered() -> Result<()> {
         return Ok(());
     };
     let settings = example_settings("ack-zones-placeholders.yaml");
+    let policy = in_process_policy();
     let mut cluster = rc::cluster();
     // 1,000 pods over k, i, h in turn: k holds 334 of them, ranks 0..=333.
     let pending = rc::ranked_workload(&mut cluster, "big", "api", "api-7f4b", 1000);
@@ -276,7 +275,7 @@ fn a_balance_binding_with_1000_siblings_is_answered() -> Result<()> {
     assert_eq!(got, expected("-334", "k", "334"));
     assert_eq!(
         got,
-        in_process_annotations(&cluster, &settings, "big", &pending, ACK_NODE_K)
+        in_process_annotations(&policy, &cluster, &settings, "big", &pending, ACK_NODE_K)
     );
     assert_eq!(reply.response["auditAnnotations"]["siblings"], "1000");
     // kube-rs lists in pages of 500: the stand-in's continue tokens carried it.
