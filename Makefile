@@ -13,7 +13,7 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench profile fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -46,6 +46,11 @@ peer.wasm: crates/bench/peer-guest/src/lib.rs crates/bench/peer-guest/Cargo.toml
 
 annotated-policy.wasm: policy.wasm metadata.yml README.md
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+
+# policy-server loads only annotated modules; the floor borrows the policy's
+# metadata (protocol version, context-aware resources).
+annotated-floor.wasm: floor.wasm metadata.yml
+	$(KWCTL) annotate -m metadata.yml -o annotated-floor.wasm floor.wasm
 
 fmt:
 	$(CARGO) fmt --all
@@ -82,7 +87,36 @@ e2e-tests: policy.wasm
 demo: policy.wasm
 	scripts/demo.sh
 
-test: self-contained fmt-check lint unit-tests e2e-tests
+test: self-contained fmt-check lint unit-tests e2e-tests e2e-policy-server
+
+# The real policy-server on loopback, its host calls answered by the
+# Kubernetes API stand-in (e2e-tests/src/kube_api): needs policy-server, and
+# kwctl to annotate the module; says so and skips without them.
+e2e-policy-server: policy.wasm
+	@if ! command -v policy-server >/dev/null; then \
+		echo "policy-server not found on PATH: the policy-server end-to-end test was skipped (install policy-server from Kubewarden's releases)"; \
+	elif ! command -v $(KWCTL) >/dev/null; then \
+		echo "kwctl not found on PATH (it annotates policy.wasm for policy-server): the policy-server end-to-end test was skipped"; \
+	else \
+		$(MAKE) --no-print-directory annotated-policy.wasm && \
+		echo "policy-server end to end under $$(policy-server --version | head -n1):" && \
+		ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" $(CARGO) test --locked -p e2e-tests --test policy_server; \
+	fi
+
+# policy-server and the API stand-in from a shell, until stdin closes:
+#   make policy-server-rig [RIG_ARGS="--api-log --siblings 1000"]
+RIG_ARGS ?=
+policy-server-rig: annotated-policy.wasm
+	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm $(RIG_ARGS)
+
+# What a binding costs through policy-server, next to the floor module:
+#   make policy-server-latency [REQUESTS=3000] [RIG_ARGS="--siblings 1000"]
+REQUESTS ?= 3000
+policy-server-latency: annotated-policy.wasm annotated-floor.wasm
+	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm --floor annotated-floor.wasm \
+		--measure $(REQUESTS) $(RIG_ARGS)
 
 # A clone has nothing beside it: no tracked file may read outside the repository.
 self-contained:
@@ -104,7 +138,7 @@ simulate: policy.wasm
 
 clean:
 	$(CARGO) clean
-	rm -f policy.wasm annotated-policy.wasm floor.wasm peer.wasm
+	rm -f policy.wasm annotated-policy.wasm annotated-floor.wasm floor.wasm peer.wasm
 
 # Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm
 # and, for a hybrid hit, against peer.wasm (the same job the SDK's way).
