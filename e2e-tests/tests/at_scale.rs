@@ -287,3 +287,74 @@ fn sibling_labels_shared_by_two_deployments_stay_correct() {
     assert_eq!(keys.len(), 19);
     assert_scale_down_trims_the_fullest_zone(&mut story.cluster, &ds);
 }
+
+/// The size of a sibling list answer, from two pod shapes as policy-server
+/// holds them (managedFields and last-applied-configuration dropped) and
+/// pruned by the policy's field masks: the bundled ACK snapshot's minimal
+/// web pod (two labels) with the policy's three annotations, and a pod of
+/// a Helm chart (eight labels, eight annotations, a full spec and status).
+/// docs/at-scale.md quotes these figures.
+#[test]
+fn sibling_answer_bytes_per_pod_with_the_field_masks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |rel: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(root.join(rel)).unwrap()).unwrap()
+    };
+    let snapshot = read("snapshots/ack-zones/pods.json");
+    let mut minimal = snapshot["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["metadata"]["name"] == "web-58c9d7f6b4-zd89n")
+        .unwrap()
+        .clone();
+    minimal["metadata"]["annotations"] = json!({
+        "controller.kubernetes.io/pod-deletion-cost": "-2",
+        "pod-deletion-cost.kubewarden.io/rank": "2",
+        "pod-deletion-cost.kubewarden.io/zone": "k"
+    });
+    let helm = read("fixtures/pods/checkout-helm.json");
+    let masks: Vec<String> = [
+        "spec.nodeName",
+        "spec.priority",
+        "spec.priorityClassName",
+        "status.phase",
+    ]
+    .map(String::from)
+    .to_vec();
+    let list_bytes = |pod: &Value, n: usize| -> usize {
+        let masked = sim::apply_field_masks(pod, &masks);
+        let items: Vec<Value> = (0..n)
+            .map(|i| {
+                let mut p = masked.clone();
+                // Same length as the original five-character suffix.
+                let name = p["metadata"]["name"].as_str().unwrap().to_string();
+                p["metadata"]["name"] = json!(format!("{}{i:05}", &name[..name.len() - 5]));
+                p
+            })
+            .collect();
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "48213977"}, "items": items})
+            .to_string()
+            .len()
+    };
+    let size = |v: &Value| v.to_string().len();
+    let report: Vec<(usize, usize, usize, usize)> = [&minimal, &helm]
+        .iter()
+        .map(|p| {
+            (
+                size(p),
+                size(&sim::apply_field_masks(p, &masks)),
+                list_bytes(p, 1_000),
+                list_bytes(p, 10_000),
+            )
+        })
+        .collect();
+    println!("(whole pod, masked pod, list of 1,000, list of 10,000): {report:?}");
+    assert_eq!(
+        report,
+        [
+            (2_523, 716, 717_088, 7_170_088),
+            (4_858, 1_222, 1_223_088, 12_230_088)
+        ]
+    );
+}
