@@ -109,7 +109,11 @@ impl Policy {
                     let responder = guard
                         .as_mut()
                         .ok_or("no host responder set for this evaluation")?;
-                    Ok(responder.call(operation, payload)?)
+                    // policy-evaluator hands the guest a failed lookup as
+                    // `Callback evaluation failure: <cause>`; so does kwctl.
+                    responder
+                        .call(operation, payload)
+                        .map_err(|e| format!("Callback evaluation failure: {e}").into())
                 }
                 _ => {
                     Err(format!("unknown host capability {binding}/{namespace}/{operation}").into())

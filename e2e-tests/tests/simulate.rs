@@ -526,7 +526,7 @@ fn nodes_missing_from_the_snapshot_show_as_policy_warnings() {
         assert!(w.starts_with("shop/web-7d9f8c6b5d-"), "{w}");
         assert!(
             w.ends_with(&format!(
-                " → {gone}: pod-deletion-cost: cannot read node \"{gone}\": nodes \"{gone}\" not found; the binding is admitted without a deletion cost"
+                " → {gone}: pod-deletion-cost: cannot read node \"{gone}\": Callback evaluation failure: nodes \"{gone}\" not found; the binding is admitted without a deletion cost"
             )),
             "{w}"
         );
