@@ -298,8 +298,12 @@ fn zone_ranks(
     target_zone: &str,
     host: &mut dyn Host,
 ) -> Result<(Vec<Option<u32>>, usize), LookupError> {
-    let selector = cluster::sibling_selector(&pod.metadata.labels);
-    let answer = cluster::list_pods(host, &binding.namespace, &selector)?;
+    let keys = settings
+        .zones
+        .as_ref()
+        .and_then(|z| z.sibling_labels.as_deref());
+    let selector = cluster::sibling_selector(&pod.metadata.labels, keys);
+    let answer = cluster::list_pods(host, &binding.namespace, selector.as_deref())?;
     // Only what the ranking needs is kept of each sibling, as it is parsed;
     // sibling labels are read only when placeholders are told by them.
     let mut siblings: Vec<Sibling> = Vec::new();
@@ -631,7 +635,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(list),
             )
             .expect(
@@ -659,6 +663,101 @@ mod tests {
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["siblings"], "4");
         assert_eq!(audit["rank"], "2");
+    }
+
+    #[test]
+    fn rollout_list_keeps_only_the_pods_own_replicaset() {
+        // Mid-rollout the selector without pod-template-hash also lists the
+        // previous ReplicaSet's pods: they hold ranks of their own.
+        let me = rs_pod("web-new", "", json!(null));
+        let mut old_a = rs_pod(
+            "web-old-a",
+            "n-i-1",
+            json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"}),
+        );
+        let mut old_b = rs_pod(
+            "web-old-b",
+            "n-i-1",
+            json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "1"}),
+        );
+        for old in [&mut old_a, &mut old_b] {
+            old["metadata"]["labels"]["pod-template-hash"] = json!("old");
+            old["metadata"]["ownerReferences"][0]["uid"] = json!("rs-0");
+            old["metadata"]["ownerReferences"][0]["name"] = json!("web-old");
+        }
+        let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[
+            old_a,
+            rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
+            old_b,
+        ]});
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web"),
+                Ok(list),
+            );
+        let (resp, _) = run(
+            &payload(binding_object("web-new", "n-i-1"), ack_settings()),
+            host,
+        );
+        let mutated = resp.mutated().unwrap();
+        assert_eq!(mutated["metadata"]["annotations"][RANK_ANNOTATION], "1");
+        assert_eq!(resp.audit_annotations.unwrap()["siblings"], "1");
+    }
+
+    #[test]
+    fn sibling_labels_choose_the_selector() {
+        let mut me = rs_pod("web-new", "", json!(null));
+        me["metadata"]["labels"] =
+            json!({"app":"web","team":"shop","track":"stable","pod-template-hash":"abc"});
+        let mut settings = ack_settings();
+        settings["zones"]["siblingLabels"] = json!(["track", "app", "release"]);
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me.clone()))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web,track=stable"),
+                Ok(json!({"items": []})),
+            );
+        let (resp, _) = run(&payload(binding_object("web-new", "n-i-1"), settings), host);
+        assert_eq!(
+            resp.mutated().unwrap()["metadata"]["annotations"][RANK_ANNOTATION],
+            "0"
+        );
+
+        // None of the keys on the pod: the whole namespace is listed.
+        let mut settings = ack_settings();
+        settings["zones"]["siblingLabels"] = json!(["release"]);
+        let mut list = list_req("shop", "");
+        list["label_selector"] = Value::Null;
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list,
+                Ok(json!({"items": [rs_pod("web-a", "n-i-1", json!(null))]})),
+            );
+        let (resp, _) = run(&payload(binding_object("web-new", "n-i-1"), settings), host);
+        assert_eq!(
+            resp.mutated().unwrap()["metadata"]["annotations"][RANK_ANNOTATION],
+            "1"
+        );
     }
 
     #[test]
@@ -747,13 +846,13 @@ mod tests {
         let host = FakeHost::default()
             .expect("get_resource", node_req("n-i-1"), Ok(node(json!({"available_zone":"i"}))))
             .expect("get_resource", pod_req("shop", "web-1"), Ok(me.clone()))
-            .expect("list_resources_by_namespace", list_req("shop", "app=web,pod-template-hash=abc"),
+            .expect("list_resources_by_namespace", list_req("shop", "app=web"),
                     Err("pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot list resource \"pods\"".into()));
         let (resp, _) = run(
             &payload(binding_object("web-1", "n-i-1"), ack_settings()),
             host,
         );
-        assert!(resp.warnings.unwrap()[0].contains("cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": pods is forbidden"));
+        assert!(resp.warnings.unwrap()[0].contains("cannot read pods in namespace \"shop\" with label selector \"app=web\": pods is forbidden"));
 
         let list = json!({"items":[rs_pod("web-2", "gone", json!(null))]});
         let mut s = ack_settings();
@@ -767,7 +866,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(list),
             )
             .expect(
@@ -1088,7 +1187,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(list),
             );
         let (resp, _) = run(
@@ -1115,7 +1214,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(json!({"items": {"web-2": {}}})),
             );
         let mut settings = ack_settings();
@@ -1123,7 +1222,7 @@ mod tests {
         let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), settings), host);
         assert_eq!(
             rejected(resp),
-            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: items: expected a list, found a map; the binding is rejected (onLookupError: reject)"
+            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web\": malformed answer from the cluster: items: expected a list, found a map; the binding is rejected (onLookupError: reject)"
         );
     }
 }

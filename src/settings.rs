@@ -33,6 +33,9 @@ pub struct Zones {
     pub topology_key: String,
     pub deletion_costs: BTreeMap<String, i32>,
     pub balance: bool,
+    /// The label keys whose values select the sibling list; `None`: every
+    /// label of the pod but `pod-template-hash`.
+    pub sibling_labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,6 +133,7 @@ struct RawZones {
     deletion_costs: BTreeMap<String, serde_json::Number>,
     #[serde(default)]
     balance: bool,
+    sibling_labels: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +229,25 @@ fn int32(n: &serde_json::Number, path: &str) -> Result<i32, String> {
         })
 }
 
+/// `zones.siblingLabels`: an empty list would list every pod of the
+/// namespace for each binding, which no administrator means by it.
+fn validate_sibling_labels(keys: &[String]) -> Result<(), String> {
+    if keys.is_empty() {
+        return Err("zones.siblingLabels: must not be empty when given (leave it out to select siblings by all the pod's labels but pod-template-hash)".into());
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let here = format!("zones.siblingLabels[{i}]");
+        validate_label_key(key).map_err(|e| format!("{here}: invalid label key {key:?}: {e}"))?;
+        if let Some(first) = seen.insert(key, i) {
+            return Err(format!(
+                "{here}: duplicate label key {key:?} (already zones.siblingLabels[{first}])"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl RawSettings {
     fn validate(self) -> Result<Settings, String> {
         let rules = match self.rules {
@@ -285,10 +308,15 @@ impl RawSettings {
                         .map_err(|e| format!("{here}: invalid zone (a label value): {e}"))?;
                     deletion_costs.insert(zone.clone(), int32(n, &here)?);
                 }
+                let sibling_labels = z
+                    .sibling_labels
+                    .map(|keys| validate_sibling_labels(&keys).map(|()| keys))
+                    .transpose()?;
                 Ok(Zones {
                     topology_key,
                     deletion_costs,
                     balance: z.balance,
+                    sibling_labels,
                 })
             })
             .transpose()?;
@@ -412,7 +440,7 @@ mod tests {
         );
         assert_eq!(
             err(json!({"zones": {"balanced": true}})),
-            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`"
+            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`, `siblingLabels`"
         );
     }
 
@@ -549,6 +577,40 @@ mod tests {
                 json!({"rules": [{"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "-no"]}]}, "deletionCost": 1}]})
             ),
             "rules[0].nodeSelector.matchExpressions[0].values[1]: invalid label value \"-no\": must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+    }
+
+    #[test]
+    fn sibling_labels_are_checked() {
+        let s = parse_value(json!({"zones": {"balance": true, "siblingLabels": ["app", "app.kubernetes.io/instance"]}})).unwrap();
+        assert_eq!(
+            s.zones.unwrap().sibling_labels,
+            Some(vec![
+                "app".to_string(),
+                "app.kubernetes.io/instance".to_string()
+            ])
+        );
+        let s = parse_value(json!({"zones": {"balance": true, "siblingLabels": null}})).unwrap();
+        assert_eq!(s.zones.unwrap().sibling_labels, None);
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": []}})),
+            "zones.siblingLabels: must not be empty when given (leave it out to select siblings by all the pod's labels but pod-template-hash)"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": ["app", "bad key!"]}})),
+            "zones.siblingLabels[1]: invalid label key \"bad key!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": ["app", "tier", "app"]}})),
+            "zones.siblingLabels[2]: duplicate label key \"app\" (already zones.siblingLabels[0])"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": "app"}})),
+            "zones.siblingLabels: invalid type: string \"app\", expected a sequence"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": ["app", 3]}})),
+            "zones.siblingLabels[1]: invalid type: integer `3`, expected a string"
         );
     }
 

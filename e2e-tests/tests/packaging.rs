@@ -206,6 +206,7 @@ fn every_setting_is_in_the_ui_and_the_readme() {
         "topologyKey",
         "deletionCosts",
         "balance",
+        "siblingLabels",
         "placeholders",
         "priorityClassNames",
         "podSelector",
@@ -416,7 +417,7 @@ fn example_settings_pass_the_policys_own_validation() {
     assert_eq!(
         answer.message.as_deref(),
         Some(
-            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`"
+            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`, `siblingLabels`"
         )
     );
 }

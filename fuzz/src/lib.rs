@@ -81,6 +81,16 @@ fn check_settings(s: &Settings, doc: &Value) {
             validate_label_value(zone).expect("an invalid zone name was accepted");
             same_int(*cost, &doc["zones"]["deletionCosts"][zone]);
         }
+        if let Some(keys) = &z.sibling_labels {
+            assert!(!keys.is_empty(), "an empty siblingLabels was accepted");
+            for (i, key) in keys.iter().enumerate() {
+                validate_label_key(key).expect("an invalid siblingLabels key was accepted");
+                assert!(
+                    !keys[..i].contains(key),
+                    "a repeated siblingLabels key was accepted"
+                );
+            }
+        }
     }
     if let Some(p) = &s.placeholders {
         assert!(
@@ -541,6 +551,14 @@ fn settings_doc(u: &mut Unstructured) -> Result<Value> {
         })?;
         maybe(u, &mut z, "balance", |u| {
             Ok(Value::Bool(u.ratio(3u8, 4u8)?))
+        })?;
+        maybe(u, &mut z, "siblingLabels", |u| {
+            let n = u.int_in_range(0..=3)?;
+            Ok(Value::Array(
+                (0..n)
+                    .map(|_| word(u).map(Value::String))
+                    .collect::<Result<_>>()?,
+            ))
         })?;
         Ok(Value::Object(z))
     })?;

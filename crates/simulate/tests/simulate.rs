@@ -532,3 +532,83 @@ fn nodes_missing_from_the_snapshot_show_as_policy_warnings() {
         );
     }
 }
+
+/// A pod of `rs` (Deployment `web`, hash after the last `-`) on `node`,
+/// ready since `ready`, as kubectl prints it (the fields the snapshot reads).
+fn rollout_pod(name: &str, rs: &str, node: &str, ready: &str) -> Value {
+    let hash = rs.rsplit('-').next().unwrap();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+            "creationTimestamp": ready,
+            "labels": {"app": "web", "pod-template-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs,
+                                 "uid": format!("uid-{rs}"), "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        "status": {"phase": "Running", "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": ready},
+            {"type": "Ready", "status": "True", "lastTransitionTime": ready}
+        ]}
+    })
+}
+
+#[test]
+fn rollout_counts_every_replicaset_of_the_deployment_on_a_node() {
+    // Mid-rollout: the old ReplicaSet keeps three pods on n1; the new one
+    // has a pod on n1 and a more recently ready one on n2. Counted over the
+    // new ReplicaSet alone, n1 and n2 hold one pod each and the newer pod
+    // (n2) would go first; the controller counts related pods, four on n1.
+    let node = |name: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+    };
+    let (old, new) = ("web-7c9f8d6b5", "web-5f6d7c8b9");
+    let mut items = vec![node("n1"), node("n2")];
+    for i in 0..3 {
+        items.push(rollout_pod(
+            &format!("{old}-o{i}"),
+            old,
+            "n1",
+            "2026-11-01T00:00:00Z",
+        ));
+    }
+    items.push(rollout_pod(
+        &format!("{new}-a"),
+        new,
+        "n1",
+        "2026-11-21T00:00:00Z",
+    ));
+    items.push(rollout_pod(
+        &format!("{new}-b"),
+        new,
+        "n2",
+        "2026-11-21T23:59:00Z",
+    ));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollout-snapshot.json");
+    std::fs::write(&path, list.to_string()).unwrap();
+    let path = path.display().to_string();
+
+    let r = json(&["--scale", &format!("shop/{new}=1"), &path]);
+    let order: Vec<&str> = pods(replica_set(&r, new))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [format!("{new}-a"), format!("{new}-b")]);
+    assert_eq!(
+        r["scale"][0]["removed"],
+        serde_json::json!([format!("{new}-a")])
+    );
+    assert_eq!(replica_set(&r, new)["deployment"], "web");
+    assert_eq!(replica_set(&r, old)["deployment"], "web");
+    // The Deployment's name is ambiguous mid-rollout: the report says so.
+    let run = simulate(&["--now", NOW, "--scale", "shop/web=1", &path]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("a rollout in progress"),
+        "{}",
+        run.stderr
+    );
+}
