@@ -379,7 +379,10 @@ fn failure(settings: &Settings, problem: String) -> Response {
 }
 
 /// A debug line for policy-server's log, in the shape the SDK's logger
-/// sends, without pulling the logging framework into the module.
+/// sends, without pulling the logging framework into the module. The
+/// line's `file`/`line`/`column` are those of the caller, so each line
+/// names the outcome that sent it, as the SDK's logging macros do.
+#[track_caller]
 fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, String)]) {
     // Written by hand: building a JSON map for one line cost more than the
     // rest of a typical evaluation.
@@ -396,12 +399,14 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
         line.push(b':');
         crate::json::push_str(&mut line, v);
     }
+    let caller = std::panic::Location::caller();
+    line.extend_from_slice(br#","file":"#);
+    crate::json::push_str(&mut line, caller.file());
     line.extend_from_slice(
         format!(
-            r#","file":"{}","line":{},"column":{}}}"#,
-            file!(),
-            line!(),
-            column!()
+            r#","line":{},"column":{}}}"#,
+            caller.line(),
+            caller.column()
         )
         .as_bytes(),
     );
@@ -481,6 +486,33 @@ mod tests {
         assert_eq!(host.logs.len(), 1);
         assert_eq!(host.logs[0]["level"], "debug");
         assert_eq!(host.logs[0]["deletion-cost"], "1");
+    }
+
+    /// Each debug line names the place that sent it, not the helper that
+    /// formats it: the annotated and the unchanged outcome point at their
+    /// own `log(...)` call in this file.
+    #[test]
+    fn log_lines_point_at_their_caller() {
+        let source: Vec<&str> = include_str!("evaluate.rs").lines().collect();
+        let sent_from = |labels: Value| {
+            let host = FakeHost::default().expect("get_resource", node_req("n1"), Ok(node(labels)));
+            let (_, host) = run(&payload(binding_object("web-1", "n1"), json!({})), host);
+            assert_eq!(host.logs.len(), 1);
+            let log = &host.logs[0];
+            assert_eq!(log["file"], file!());
+            let line = log["line"].as_u64().expect("a line number") as usize;
+            let column = log["column"].as_u64().expect("a column number") as usize;
+            let text = source[line - 1];
+            assert_eq!(
+                text.get(column - 1..).map(|t| t.starts_with("log(host")),
+                Some(true),
+                "line {line} column {column} is not a log call: {text:?}"
+            );
+            line
+        };
+        let annotated = sent_from(json!({"eks.amazonaws.com/compute-type": "hybrid"}));
+        let unchanged = sent_from(json!({"eks.amazonaws.com/compute-type": "ec2"}));
+        assert_ne!(annotated, unchanged);
     }
 
     #[test]
