@@ -23,8 +23,10 @@ pub struct Annotate {
     /// The rule that matched (`rules[i]` when it has no name), or
     /// `defaultDeletionCost`; `None` when neither applies.
     pub rule: Option<String>,
+    /// That rule's (or the default's) cost, a part of `cost`.
     pub class_cost: Option<i32>,
     pub zone: Option<String>,
+    /// The zone's cost from `zones.deletionCosts`, a part of `cost`.
     pub zone_cost: Option<i32>,
     /// Set only when balancing applies; the zone is then written too.
     pub rank: Option<u32>,

@@ -235,13 +235,22 @@ impl Context {
     }
 }
 
+/// The cost and its parts, so that an administrator reading the audit
+/// annotations sees how it was reached: rule cost + zone cost - rank,
+/// held within int32.
 fn explain(a: &Annotate) -> Vec<(&'static str, String)> {
     let mut out = vec![("deletion-cost", a.cost.to_string())];
     if let Some(rule) = &a.rule {
         out.push(("rule", rule.clone()));
     }
+    if let Some(cost) = a.class_cost {
+        out.push(("rule-cost", cost.to_string()));
+    }
     if let Some(zone) = &a.zone {
         out.push(("zone", zone.clone()));
+    }
+    if let Some(cost) = a.zone_cost {
+        out.push(("zone-cost", cost.to_string()));
     }
     if let Some(rank) = a.rank {
         out.push(("rank", rank.to_string()));
@@ -481,6 +490,8 @@ mod tests {
         assert_eq!(resp.mutated(), Some(expected));
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["rule"], "hybrid");
+        assert_eq!(audit["rule-cost"], "1");
+        assert_eq!(audit.get("zone-cost"), None);
         assert_eq!(audit["deletion-cost"], "1");
         assert_eq!(audit["node"], "mi-1");
         assert_eq!(host.logs.len(), 1);
@@ -691,6 +702,10 @@ mod tests {
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["siblings"], "4");
         assert_eq!(audit["rank"], "2");
+        // The cost's parts: no rule, zone i costs 10, rank 2 (10 - 2 = 8).
+        assert_eq!(audit["zone-cost"], "10");
+        assert_eq!(audit.get("rule"), None);
+        assert_eq!(audit.get("rule-cost"), None);
     }
 
     #[test]
