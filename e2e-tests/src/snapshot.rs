@@ -146,8 +146,9 @@ impl Snapshot {
     }
 
     /// The same node or pod twice (a file given twice, overlapping exports)
-    /// would make the replay ambiguous.
-    fn check(&self) -> Result<(), String> {
+    /// would make the replay ambiguous. `load` checks once every file is
+    /// added.
+    pub fn check(&self) -> Result<(), String> {
         let mut nodes = BTreeSet::new();
         for n in &self.nodes {
             if !nodes.insert(n.name.as_str()) {
