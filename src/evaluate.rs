@@ -426,6 +426,7 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
 mod tests {
     use super::*;
     use crate::cluster::fake::FakeHost;
+    use rstest::rstest;
     use serde_json::json;
 
     fn node_req(name: &str) -> Value {
@@ -834,52 +835,56 @@ mod tests {
 
     const ADMITTED: &str = "; the binding is admitted without a deletion cost";
 
-    #[test]
-    fn response_is_the_sdk_shape() {
-        use kubewarden_policy_sdk::response::ValidationResponse;
-        let audit: BTreeMap<String, String> = [("node", "n\"1"), ("decision", "annotated")]
+    fn node_and_decision() -> BTreeMap<String, String> {
+        [("node", "n\"1"), ("decision", "annotated")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let cases = [
-            Response::accept(),
-            Response::accept()
-                .warn("a \"quoted\"\nwarning".into())
-                .warn("ünï".into()),
-            Response {
-                accepted: false,
-                message: Some("no\tway".into()),
-                code: Some(400),
-                ..Default::default()
-            },
-            Response {
-                mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
-                audit_annotations: Some(audit.clone()),
-                ..Response::accept()
-            },
-            Response {
-                audit_annotations: Some(BTreeMap::new()),
-                warnings: Some(Vec::new()),
-                ..Response::accept()
-            },
-        ];
-        for resp in cases {
-            let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
-            let sdk = ValidationResponse {
-                accepted: resp.accepted,
-                message: resp.message.clone(),
-                code: resp.code,
-                mutated_object: resp.mutated(),
-                audit_annotations: resp
-                    .audit_annotations
-                    .clone()
-                    .map(|m| m.into_iter().collect()),
-                warnings: resp.warnings.clone(),
-            };
-            assert_eq!(ours, serde_json::to_value(&sdk).unwrap(), "{resp:?}");
-        }
-        // Field order as the SDK writes it, annotations sorted.
+            .into()
+    }
+
+    #[rstest]
+    #[case::accepted(Response::accept())]
+    #[case::warnings_to_escape(
+        Response::accept()
+            .warn("a \"quoted\"\nwarning".into())
+            .warn("ünï".into())
+    )]
+    #[case::rejected(Response {
+        accepted: false,
+        message: Some("no\tway".into()),
+        code: Some(400),
+        ..Default::default()
+    })]
+    #[case::mutated_with_audit_annotations(Response {
+        mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
+        audit_annotations: Some(node_and_decision()),
+        ..Response::accept()
+    })]
+    #[case::empty_annotations_and_warnings(Response {
+        audit_annotations: Some(BTreeMap::new()),
+        warnings: Some(Vec::new()),
+        ..Response::accept()
+    })]
+    fn response_is_the_sdk_shape(#[case] resp: Response) {
+        use kubewarden_policy_sdk::response::ValidationResponse;
+        let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
+        let sdk = ValidationResponse {
+            accepted: resp.accepted,
+            message: resp.message.clone(),
+            code: resp.code,
+            mutated_object: resp.mutated(),
+            audit_annotations: resp
+                .audit_annotations
+                .clone()
+                .map(|m| m.into_iter().collect()),
+            warnings: resp.warnings.clone(),
+        };
+        assert_eq!(ours, serde_json::to_value(&sdk).unwrap());
+    }
+
+    #[test]
+    fn response_fields_in_the_sdk_order_annotations_sorted() {
         let resp = Response {
-            audit_annotations: Some(audit),
+            audit_annotations: Some(node_and_decision()),
             ..Response::accept()
         };
         assert_eq!(
