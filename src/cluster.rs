@@ -282,6 +282,7 @@ pub mod fake {
 mod tests {
     use super::fake::FakeHost;
     use super::*;
+    use rstest::rstest;
     use serde_json::json;
 
     #[test]
@@ -297,8 +298,14 @@ mod tests {
         host.done();
     }
 
-    #[test]
-    fn node_payload_is_the_sdk_request() {
+    #[rstest]
+    #[case::plain("n1")]
+    #[case::dotted("ip-10-0-1-2.ec2.internal")]
+    #[case::quote_and_backslash("q\"uote\\back")]
+    #[case::control_character("tab\t")]
+    #[case::non_ascii("ünï")]
+    #[case::empty("")]
+    fn node_payload_is_the_sdk_request(#[case] name: &str) {
         struct Echo(Vec<u8>);
         impl Host for Echo {
             fn kubernetes(&mut self, _: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
@@ -307,30 +314,20 @@ mod tests {
             }
             fn log(&mut self, _: &[u8]) {}
         }
-        for name in [
-            "n1",
-            "ip-10-0-1-2.ec2.internal",
-            "q\"uote\\back",
-            "tab\t",
-            "ünï",
-            "",
-        ] {
-            let mut host = Echo(Vec::new());
-            node(&mut host, name).unwrap();
-            let sdk = GetResourceRequest {
-                api_version: "v1".into(),
-                kind: "Node".into(),
-                name: name.into(),
-                namespace: None,
-                disable_cache: false,
-                field_masks: masks(&["metadata.labels"]),
-            };
-            assert_eq!(
-                String::from_utf8(host.0).unwrap(),
-                serde_json::to_string(&sdk).unwrap(),
-                "{name:?}"
-            );
-        }
+        let mut host = Echo(Vec::new());
+        node(&mut host, name).unwrap();
+        let sdk = GetResourceRequest {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: name.into(),
+            namespace: None,
+            disable_cache: false,
+            field_masks: masks(&["metadata.labels"]),
+        };
+        assert_eq!(
+            String::from_utf8(host.0).unwrap(),
+            serde_json::to_string(&sdk).unwrap()
+        );
     }
 
     #[test]

@@ -235,13 +235,22 @@ impl Context {
     }
 }
 
+/// The cost and its parts, so that an administrator reading the audit
+/// annotations sees how it was reached: rule cost + zone cost - rank,
+/// held within int32.
 fn explain(a: &Annotate) -> Vec<(&'static str, String)> {
     let mut out = vec![("deletion-cost", a.cost.to_string())];
     if let Some(rule) = &a.rule {
         out.push(("rule", rule.clone()));
     }
+    if let Some(cost) = a.class_cost {
+        out.push(("rule-cost", cost.to_string()));
+    }
     if let Some(zone) = &a.zone {
         out.push(("zone", zone.clone()));
+    }
+    if let Some(cost) = a.zone_cost {
+        out.push(("zone-cost", cost.to_string()));
     }
     if let Some(rank) = a.rank {
         out.push(("rank", rank.to_string()));
@@ -383,7 +392,10 @@ fn failure(settings: &Settings, problem: String) -> Response {
 }
 
 /// A debug line for policy-server's log, in the shape the SDK's logger
-/// sends, without pulling the logging framework into the module.
+/// sends, without pulling the logging framework into the module. The
+/// line's `file`/`line`/`column` are those of the caller, so each line
+/// names the outcome that sent it, as the SDK's logging macros do.
+#[track_caller]
 fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, String)]) {
     // Written by hand: building a JSON map for one line cost more than the
     // rest of a typical evaluation.
@@ -400,12 +412,14 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
         line.push(b':');
         crate::json::push_str(&mut line, v);
     }
+    let caller = std::panic::Location::caller();
+    line.extend_from_slice(br#","file":"#);
+    crate::json::push_str(&mut line, caller.file());
     line.extend_from_slice(
         format!(
-            r#","file":"{}","line":{},"column":{}}}"#,
-            file!(),
-            line!(),
-            column!()
+            r#","line":{},"column":{}}}"#,
+            caller.line(),
+            caller.column()
         )
         .as_bytes(),
     );
@@ -416,6 +430,7 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
 mod tests {
     use super::*;
     use crate::cluster::fake::FakeHost;
+    use rstest::rstest;
     use serde_json::json;
 
     fn node_req(name: &str) -> Value {
@@ -480,11 +495,40 @@ mod tests {
         assert_eq!(resp.mutated(), Some(expected));
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["rule"], "hybrid");
+        assert_eq!(audit["rule-cost"], "1");
+        assert_eq!(audit.get("zone-cost"), None);
         assert_eq!(audit["deletion-cost"], "1");
         assert_eq!(audit["node"], "mi-1");
         assert_eq!(host.logs.len(), 1);
         assert_eq!(host.logs[0]["level"], "debug");
         assert_eq!(host.logs[0]["deletion-cost"], "1");
+    }
+
+    /// Each debug line names the place that sent it, not the helper that
+    /// formats it: the annotated and the unchanged outcome point at their
+    /// own `log(...)` call in this file.
+    #[test]
+    fn log_lines_point_at_their_caller() {
+        let source: Vec<&str> = include_str!("evaluate.rs").lines().collect();
+        let sent_from = |labels: Value| {
+            let host = FakeHost::default().expect("get_resource", node_req("n1"), Ok(node(labels)));
+            let (_, host) = run(&payload(binding_object("web-1", "n1"), json!({})), host);
+            assert_eq!(host.logs.len(), 1);
+            let log = &host.logs[0];
+            assert_eq!(log["file"], file!());
+            let line = log["line"].as_u64().expect("a line number") as usize;
+            let column = log["column"].as_u64().expect("a column number") as usize;
+            let text = source[line - 1];
+            assert_eq!(
+                text.get(column - 1..).map(|t| t.starts_with("log(host")),
+                Some(true),
+                "line {line} column {column} is not a log call: {text:?}"
+            );
+            line
+        };
+        let annotated = sent_from(json!({"eks.amazonaws.com/compute-type": "hybrid"}));
+        let unchanged = sent_from(json!({"eks.amazonaws.com/compute-type": "ec2"}));
+        assert_ne!(annotated, unchanged);
     }
 
     #[test]
@@ -663,6 +707,10 @@ mod tests {
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["siblings"], "4");
         assert_eq!(audit["rank"], "2");
+        // The cost's parts: no rule, zone i costs 10, rank 2 (10 - 2 = 8).
+        assert_eq!(audit["zone-cost"], "10");
+        assert_eq!(audit.get("rule"), None);
+        assert_eq!(audit.get("rule-cost"), None);
     }
 
     #[test]
@@ -886,52 +934,56 @@ mod tests {
 
     const ADMITTED: &str = "; the binding is admitted without a deletion cost";
 
-    #[test]
-    fn response_is_the_sdk_shape() {
-        use kubewarden_policy_sdk::response::ValidationResponse;
-        let audit: BTreeMap<String, String> = [("node", "n\"1"), ("decision", "annotated")]
+    fn node_and_decision() -> BTreeMap<String, String> {
+        [("node", "n\"1"), ("decision", "annotated")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let cases = [
-            Response::accept(),
-            Response::accept()
-                .warn("a \"quoted\"\nwarning".into())
-                .warn("ünï".into()),
-            Response {
-                accepted: false,
-                message: Some("no\tway".into()),
-                code: Some(400),
-                ..Default::default()
-            },
-            Response {
-                mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
-                audit_annotations: Some(audit.clone()),
-                ..Response::accept()
-            },
-            Response {
-                audit_annotations: Some(BTreeMap::new()),
-                warnings: Some(Vec::new()),
-                ..Response::accept()
-            },
-        ];
-        for resp in cases {
-            let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
-            let sdk = ValidationResponse {
-                accepted: resp.accepted,
-                message: resp.message.clone(),
-                code: resp.code,
-                mutated_object: resp.mutated(),
-                audit_annotations: resp
-                    .audit_annotations
-                    .clone()
-                    .map(|m| m.into_iter().collect()),
-                warnings: resp.warnings.clone(),
-            };
-            assert_eq!(ours, serde_json::to_value(&sdk).unwrap(), "{resp:?}");
-        }
-        // Field order as the SDK writes it, annotations sorted.
+            .into()
+    }
+
+    #[rstest]
+    #[case::accepted(Response::accept())]
+    #[case::warnings_to_escape(
+        Response::accept()
+            .warn("a \"quoted\"\nwarning".into())
+            .warn("ünï".into())
+    )]
+    #[case::rejected(Response {
+        accepted: false,
+        message: Some("no\tway".into()),
+        code: Some(400),
+        ..Default::default()
+    })]
+    #[case::mutated_with_audit_annotations(Response {
+        mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
+        audit_annotations: Some(node_and_decision()),
+        ..Response::accept()
+    })]
+    #[case::empty_annotations_and_warnings(Response {
+        audit_annotations: Some(BTreeMap::new()),
+        warnings: Some(Vec::new()),
+        ..Response::accept()
+    })]
+    fn response_is_the_sdk_shape(#[case] resp: Response) {
+        use kubewarden_policy_sdk::response::ValidationResponse;
+        let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
+        let sdk = ValidationResponse {
+            accepted: resp.accepted,
+            message: resp.message.clone(),
+            code: resp.code,
+            mutated_object: resp.mutated(),
+            audit_annotations: resp
+                .audit_annotations
+                .clone()
+                .map(|m| m.into_iter().collect()),
+            warnings: resp.warnings.clone(),
+        };
+        assert_eq!(ours, serde_json::to_value(&sdk).unwrap());
+    }
+
+    #[test]
+    fn response_fields_in_the_sdk_order_annotations_sorted() {
         let resp = Response {
-            audit_annotations: Some(audit),
+            audit_annotations: Some(node_and_decision()),
             ..Response::accept()
         };
         assert_eq!(

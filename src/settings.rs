@@ -363,6 +363,7 @@ impl RawSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
     use serde_json::json;
 
     fn parse_value(v: serde_json::Value) -> Result<Settings, String> {
@@ -373,19 +374,19 @@ mod tests {
         parse_value(v).unwrap_err()
     }
 
-    #[test]
-    fn no_settings_is_the_eks_default() {
-        for empty in [json!(null), json!({})] {
-            let s = parse_value(empty).unwrap();
-            assert_eq!(s, Settings::default());
-            assert_eq!(s.rules.len(), 1);
-            assert_eq!(s.rules[0].deletion_cost, 1);
-            assert_eq!(
-                s.rules[0].node_selector.match_labels.get(EKS_COMPUTE_TYPE),
-                Some(&"hybrid".to_string())
-            );
-            assert!(!s.needs_pod());
-        }
+    #[rstest]
+    #[case::null(json!(null))]
+    #[case::empty_map(json!({}))]
+    fn no_settings_is_the_eks_default(#[case] empty: serde_json::Value) {
+        let s = parse_value(empty).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.rules.len(), 1);
+        assert_eq!(s.rules[0].deletion_cost, 1);
+        assert_eq!(
+            s.rules[0].node_selector.match_labels.get(EKS_COMPUTE_TYPE),
+            Some(&"hybrid".to_string())
+        );
+        assert!(!s.needs_pod());
     }
 
     #[test]
@@ -479,19 +480,16 @@ mod tests {
         );
     }
 
-    #[test]
-    fn not_a_map() {
-        for bad in [&b"[]"[..], b"1", b"\"x\"", b"", b"  true"] {
-            assert_eq!(
-                parse(bad).unwrap_err(),
-                "settings: must be a map of settings (or null)"
-            );
-        }
-        assert_eq!(parse(b"{} x").unwrap_err(), "settings: trailing characters");
-        assert_eq!(
-            parse(b"nul").unwrap_err(),
-            "settings: EOF while parsing a value"
-        );
+    #[rstest]
+    #[case::array(b"[]", "settings: must be a map of settings (or null)")]
+    #[case::number(b"1", "settings: must be a map of settings (or null)")]
+    #[case::string(b"\"x\"", "settings: must be a map of settings (or null)")]
+    #[case::nothing(b"", "settings: must be a map of settings (or null)")]
+    #[case::boolean(b"  true", "settings: must be a map of settings (or null)")]
+    #[case::trailing_characters(b"{} x", "settings: trailing characters")]
+    #[case::truncated_null(b"nul", "settings: EOF while parsing a value")]
+    fn not_a_map(#[case] raw: &[u8], #[case] message: &str) {
+        assert_eq!(parse(raw).unwrap_err(), message);
     }
 
     #[test]
@@ -702,31 +700,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bad_input_array_for_a_map() {
-        // Found by the settings fuzz target: serde took these as structs.
-        let cases = [
-            (json!({"rules": [["y", [], 2]]}), "rules[0]"),
-            (
-                json!({"rules": [{"nodeSelector": [], "deletionCost": 1}]}),
-                "rules[0].nodeSelector",
-            ),
-            (
-                json!({"rules": [{"nodeSelector": {"matchExpressions": [["a", "Exists", []]]}, "deletionCost": 1}]}),
-                "rules[0].nodeSelector.matchExpressions[0]",
-            ),
-            (json!({"zones": []}), "zones"),
-            (json!({"placeholders": [["hold"]]}), "placeholders"),
-            (
-                json!({"placeholders": {"podSelector": [{"app": "x"}]}}),
-                "placeholders.podSelector",
-            ),
-        ];
-        for (settings, path) in cases {
-            assert_eq!(
-                err(settings),
-                format!("{path}: invalid type: sequence, expected a map")
-            );
-        }
+    // Found by the settings fuzz target: serde took these as structs.
+    #[rstest]
+    #[case::rule_as_an_array(json!({"rules": [["y", [], 2]]}), "rules[0]")]
+    #[case::node_selector_as_an_array(
+        json!({"rules": [{"nodeSelector": [], "deletionCost": 1}]}),
+        "rules[0].nodeSelector"
+    )]
+    #[case::expression_as_an_array(
+        json!({"rules": [{"nodeSelector": {"matchExpressions": [["a", "Exists", []]]}, "deletionCost": 1}]}),
+        "rules[0].nodeSelector.matchExpressions[0]"
+    )]
+    #[case::zones_as_an_array(json!({"zones": []}), "zones")]
+    #[case::placeholders_as_an_array(json!({"placeholders": [["hold"]]}), "placeholders")]
+    #[case::pod_selector_as_an_array(
+        json!({"placeholders": {"podSelector": [{"app": "x"}]}}),
+        "placeholders.podSelector"
+    )]
+    fn bad_input_array_for_a_map(#[case] settings: serde_json::Value, #[case] path: &str) {
+        assert_eq!(
+            err(settings),
+            format!("{path}: invalid type: sequence, expected a map")
+        );
     }
 }

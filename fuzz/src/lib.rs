@@ -1,8 +1,10 @@
 //! Fuzz harnesses, kept in a library so that `tests/regressions.rs` can
 //! replay saved inputs on the stable toolchain without libFuzzer.
 //!
-//! Both harnesses panic on a broken invariant: libFuzzer records a panic
-//! as a crash, the same as a panic inside the policy.
+//! The harnesses panic on a broken invariant: libFuzzer records a panic
+//! as a crash, the same as a panic inside the code under test.
+
+pub mod simulator;
 
 use arbitrary::{Result, Unstructured};
 use pod_deletion_cost_policy::evaluate::{self, Response};

@@ -1225,12 +1225,19 @@ spec:
             "shop/web=-1".parse::<ScaleTarget>().unwrap_err(),
             "--scale \"shop/web=-1\": \"-1\" is not a replica count (0 or more)"
         );
-        for bad in ["web=3", "/web=3", "shop/=3", "shop/web", "a/b/c=1"] {
-            assert!(
-                bad.parse::<ScaleTarget>()
-                    .unwrap_err()
-                    .contains("expected <namespace>/")
-            );
-        }
+    }
+
+    #[rstest::rstest]
+    #[case::no_namespace("web=3")]
+    #[case::empty_namespace("/web=3")]
+    #[case::empty_name("shop/=3")]
+    #[case::no_replicas("shop/web")]
+    #[case::two_slashes("a/b/c=1")]
+    fn scale_targets_refused(#[case] bad: &str) {
+        assert!(
+            bad.parse::<ScaleTarget>()
+                .unwrap_err()
+                .starts_with(&format!("--scale {bad:?}: expected <namespace>/"))
+        );
     }
 }
