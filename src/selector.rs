@@ -36,13 +36,13 @@ pub struct LabelSelector {
 #[serde(deny_unknown_fields)]
 pub struct Requirement {
     pub key: String,
-    // Kept as text so that a wrong operator gets a message naming the field
-    // and the accepted values, instead of serde's "unknown variant".
-    pub operator: String,
+    pub operator: Operator,
     #[serde(default)]
     pub values: Vec<String>,
 }
 
+/// A `matchExpressions` operator, read once from the settings; matching
+/// never looks at the text again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operator {
     In,
@@ -61,6 +61,34 @@ impl Operator {
             _ => None,
         }
     }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::In => "In",
+            Self::NotIn => "NotIn",
+            Self::Exists => "Exists",
+            Self::DoesNotExist => "DoesNotExist",
+        }
+    }
+}
+
+impl std::fmt::Display for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// By hand rather than derived: a wrong operator gets a message naming the
+// accepted values, instead of serde's "unknown variant".
+impl<'de> Deserialize<'de> for Operator {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = std::borrow::Cow::<'de, str>::deserialize(d)?;
+        Operator::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
+            ))
+        })
+    }
 }
 
 impl LabelSelector {
@@ -77,13 +105,7 @@ impl LabelSelector {
             let here = format!("{path}.matchExpressions[{i}]");
             validate_label_key(&req.key)
                 .map_err(|e| format!("{here}.key: invalid label key {:?}: {e}", req.key))?;
-            let op = Operator::parse(&req.operator).ok_or_else(|| {
-                format!(
-                    "{here}.operator: {:?} is not a valid operator (expected In, NotIn, Exists or DoesNotExist)",
-                    req.operator
-                )
-            })?;
-            match op {
+            match req.operator {
                 Operator::In | Operator::NotIn if req.values.is_empty() => {
                     return Err(format!(
                         "{here}.values: must be non-empty when operator is {}",
@@ -108,8 +130,7 @@ impl LabelSelector {
     }
 
     /// Kubernetes semantics: every `matchLabels` pair and every expression
-    /// must hold; an empty selector matches everything. Operators were
-    /// checked by `validate`; an unknown one never matches.
+    /// must hold; an empty selector matches everything.
     pub fn matches(&self, labels: &impl LabelLookup) -> bool {
         self.match_labels
             .iter()
@@ -117,12 +138,11 @@ impl LabelSelector {
             && self.match_expressions.iter().all(|req| {
                 let have = labels.label(&req.key);
                 let listed = |v: &str| req.values.iter().any(|x| x == v);
-                match Operator::parse(&req.operator) {
-                    Some(Operator::In) => have.is_some_and(listed),
-                    Some(Operator::NotIn) => have.is_none_or(|v| !listed(v)),
-                    Some(Operator::Exists) => have.is_some(),
-                    Some(Operator::DoesNotExist) => have.is_none(),
-                    None => false,
+                match req.operator {
+                    Operator::In => have.is_some_and(listed),
+                    Operator::NotIn => have.is_none_or(|v| !listed(v)),
+                    Operator::Exists => have.is_some(),
+                    Operator::DoesNotExist => have.is_none(),
                 }
             })
     }
@@ -224,7 +244,7 @@ mod tests {
     fn req(key: &str, op: &str, values: &[&str]) -> Requirement {
         Requirement {
             key: key.into(),
-            operator: op.into(),
+            operator: Operator::parse(op).unwrap(),
             values: values.iter().map(|v| v.to_string()).collect(),
         }
     }
@@ -260,7 +280,6 @@ mod tests {
     #[case::exists_missing_key("missing", "Exists", &[], false)]
     #[case::does_not_exist_missing_key("missing", "DoesNotExist", &[], true)]
     #[case::does_not_exist_present("tier", "DoesNotExist", &[], false)]
-    #[case::unknown_operator("tier", "Bogus", &[], false)]
     fn operators(
         #[case] key: &str,
         #[case] op: &str,
@@ -324,11 +343,19 @@ mod tests {
         }
     }
 
+    #[test]
+    fn unknown_operator_is_refused_when_read() {
+        let err = serde_json::from_value::<LabelSelector>(serde_json::json!(
+            {"matchExpressions": [{"key": "a", "operator": "Exists"}, {"key": "b", "operator": "Inn", "values": ["x"]}]}
+        ))
+        .unwrap_err();
+        assert_eq!(
+            crate::json_error_text(&err),
+            "\"Inn\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
+        );
+    }
+
     #[rstest]
-    #[case::unknown_operator(
-        expressions(vec![req("a", "Exists", &[]), req("b", "Inn", &["x"])]),
-        "rules[1].nodeSelector.matchExpressions[1].operator: \"Inn\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
-    )]
     #[case::in_without_values(
         expressions(vec![req("a", "In", &[])]),
         "rules[1].nodeSelector.matchExpressions[0].values: must be non-empty when operator is In"

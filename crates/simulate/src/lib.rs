@@ -7,7 +7,7 @@
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
-use pod_deletion_cost_policy::selector::{LabelSelector, Operator, Requirement};
+use pod_deletion_cost_policy::selector::LabelSelector;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -259,72 +259,18 @@ fn short_kind(v: &Value) -> &'static str {
 pub struct Selector(LabelSelector);
 
 impl Selector {
+    /// Read as the policy reads the selectors of its settings (the same
+    /// type, operators and label checks), with the manifest's path in front
+    /// of every message.
     pub fn parse(v: &Value, at: &str) -> Result<Selector, String> {
-        let Value::Object(map) = v else {
-            return Err(format!("{at}: expected a map, found {}", short_kind(v)));
-        };
-        let mut s = LabelSelector::default();
-        for (k, val) in map {
-            match (k.as_str(), val) {
-                (_, Value::Null) => {}
-                ("matchLabels", Value::Object(labels)) => {
-                    for (lk, lv) in labels {
-                        let lv = lv.as_str().ok_or_else(|| {
-                            format!(
-                                "{at}.matchLabels.{lk}: expected a string, found {}",
-                                short_kind(lv)
-                            )
-                        })?;
-                        s.match_labels.insert(lk.clone(), lv.to_string());
-                    }
-                }
-                ("matchExpressions", Value::Array(exprs)) => {
-                    for (i, e) in exprs.iter().enumerate() {
-                        let here = format!("{at}.matchExpressions[{i}]");
-                        let key = e
-                            .get("key")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| format!("{here}.key: missing"))?;
-                        let op = e
-                            .get("operator")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| format!("{here}.operator: missing"))?;
-                        if Operator::parse(op).is_none() {
-                            return Err(format!(
-                                "{here}.operator: {op:?} is not In, NotIn, Exists or DoesNotExist"
-                            ));
-                        }
-                        let values = match e.get("values") {
-                            None | Some(Value::Null) => Vec::new(),
-                            Some(Value::Array(vs)) => vs
-                                .iter()
-                                .map(|v| {
-                                    v.as_str()
-                                        .map(String::from)
-                                        .ok_or_else(|| format!("{here}.values: expected strings"))
-                                })
-                                .collect::<Result<_, _>>()?,
-                            Some(other) => {
-                                return Err(format!(
-                                    "{here}.values: expected a list, found {}",
-                                    short_kind(other)
-                                ));
-                            }
-                        };
-                        s.match_expressions.push(Requirement {
-                            key: key.to_string(),
-                            operator: op.to_string(),
-                            values,
-                        });
-                    }
-                }
-                ("matchLabels" | "matchExpressions", other) => {
-                    return Err(format!("{at}.{k}: unexpected {}", short_kind(other)));
-                }
-                (other, _) => return Err(format!("{at}: unknown field {other:?}")),
+        let selector: LabelSelector = serde_path_to_error::deserialize(v).map_err(|e| {
+            match e.path().to_string().as_str() {
+                "." => format!("{at}: {}", e.inner()),
+                path => format!("{at}.{path}: {}", e.inner()),
             }
-        }
-        Ok(Selector(s))
+        })?;
+        selector.validate(at)?;
+        Ok(Selector(selector))
     }
 
     fn keys(&self) -> BTreeSet<&str> {
@@ -1176,7 +1122,7 @@ spec:
             ),
             (
                 "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {namespaceSelector: {matchExpressions: [{key: a, operator: Equals}]}}\n",
-                "s.yml (ClusterAdmissionPolicy p): spec.namespaceSelector.matchExpressions[0].operator: \"Equals\" is not In, NotIn, Exists or DoesNotExist",
+                "s.yml (ClusterAdmissionPolicy p): spec.namespaceSelector.matchExpressions[0].operator: \"Equals\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)",
             ),
             (
                 "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {mode: 3}\n",
