@@ -4,6 +4,7 @@
 pub mod cases;
 pub mod engine;
 pub mod memory;
+pub mod rehydrate;
 pub mod replay;
 pub mod sim;
 pub mod snapshot;
