@@ -546,6 +546,9 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
     let peer_scenario = peer_hit(a.fresh_iterations)?;
     all.insert(1, peer_scenario);
     for s in all {
+        if !a.filter.as_ref().is_none_or(|f| s.name.contains(f.as_str())) {
+            continue;
+        }
         let is_peer = s.name.starts_with("1p.");
         let mut host = Some(s.host);
         let mut floor_host = Some(s.floor_host);
@@ -573,6 +576,9 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
             iterations,
         )?;
         fresh_row(&s.name, iterations, &pair);
+    }
+    if !a.filter.as_ref().is_none_or(|f| "5. validate_settings".contains(f.as_str())) {
+        return Ok(());
     }
     let settings = serde_json::to_vec(&twenty_rules())?;
     let settings_call = |p: &Policy| -> Result<()> {
@@ -603,6 +609,8 @@ struct Args {
     /// With `--only`: count requests on fresh instances, as policy-server
     /// runs them, instead of calls on one warm instance.
     rehydrated: bool,
+    /// Only the fresh-instance rows whose name contains this, then stop.
+    filter: Option<String>,
     memory_calls: usize,
     /// Run only the scenario whose name contains this, untimed: for
     /// instruction counts under callgrind (`make profile`).
@@ -621,6 +629,7 @@ fn args() -> Result<Args> {
         iterations: 20_000,
         fresh_iterations: 5_000,
         rehydrated: false,
+        filter: None,
         memory_calls: 100_000,
         only: None,
         native: false,
@@ -634,13 +643,14 @@ fn args() -> Result<Args> {
             "--mutating-floor" => a.mutating_floor = value()?.into(),
             "--fresh-iterations" => a.fresh_iterations = value()?.parse()?,
             "--rehydrated" => a.rehydrated = true,
+            "--filter" => a.filter = Some(value()?),
             "--peer" => a.peer = value()?.into(),
             "--iterations" => a.iterations = value()?.parse()?,
             "--memory-calls" => a.memory_calls = value()?.parse()?,
             "--only" => a.only = Some(value()?),
             "--native" => a.native = true,
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--only SCENARIO [--native | --rehydrated]]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--only SCENARIO [--native | --rehydrated]]"
             ),
         }
     }
@@ -773,6 +783,9 @@ fn main() -> Result<()> {
         peer_wasm.len()
     );
     rehydrated_table(&wasm, &mutating_floor_wasm, &peer_wasm, &a)?;
+    if a.filter.is_some() {
+        return Ok(());
+    }
 
     // Compilation: policy-server pays it once per module, at start.
     let mut loads = Vec::new();
