@@ -13,7 +13,7 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests e2e-tests demo simulate bench profile perf-stat fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -36,20 +36,25 @@ policy.wasm: $(SOURCES) | wasm-target
 	fi
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"
 
-floor.wasm: floor-guest/src/lib.rs floor-guest/Cargo.toml | wasm-target
+floor.wasm: crates/bench/floor-guest/src/lib.rs crates/bench/floor-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p floor-guest
 	cp $(WASM_OUT)/floor_guest.wasm floor.wasm
 
-mutating-floor.wasm: mutating-floor-guest/src/lib.rs mutating-floor-guest/Cargo.toml | wasm-target
+mutating-floor.wasm: crates/bench/mutating-floor-guest/src/lib.rs crates/bench/mutating-floor-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p mutating-floor-guest
 	cp $(WASM_OUT)/mutating_floor_guest.wasm mutating-floor.wasm
 
-peer.wasm: peer-guest/src/lib.rs peer-guest/Cargo.toml | wasm-target
+peer.wasm: crates/bench/peer-guest/src/lib.rs crates/bench/peer-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p peer-guest
 	cp $(WASM_OUT)/peer_guest.wasm peer.wasm
 
 annotated-policy.wasm: policy.wasm metadata.yml README.md
 	$(KWCTL) annotate -m metadata.yml -u README.md -o annotated-policy.wasm policy.wasm
+
+# policy-server loads only annotated modules; the floor borrows the policy's
+# metadata (protocol version, context-aware resources).
+annotated-floor.wasm: floor.wasm metadata.yml
+	$(KWCTL) annotate -m metadata.yml -o annotated-floor.wasm floor.wasm
 
 fmt:
 	$(CARGO) fmt --all
@@ -67,12 +72,12 @@ unit-tests:
 # The compiled module through waPC in wasmtime (case table, scenarios,
 # packaging checks), then the same cases under kwctl when it is installed.
 e2e-tests: policy.wasm
-	$(CARGO) test --locked -p e2e-tests
+	$(CARGO) test --locked -p wasm-host -p cluster-sim -p simulate -p e2e-tests
 	@if ! command -v bats >/dev/null; then \
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
 		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
-		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner --bin simulate && \
+		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner -p simulate --bin simulate && \
 		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(TARGET_DIR)/debug/e2e-runner" SIMULATE="$(TARGET_DIR)/debug/simulate" \
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
@@ -86,7 +91,36 @@ e2e-tests: policy.wasm
 demo: policy.wasm
 	scripts/demo.sh
 
-test: self-contained fmt-check lint unit-tests e2e-tests
+test: self-contained fmt-check lint unit-tests e2e-tests e2e-policy-server
+
+# The real policy-server on loopback, its host calls answered by the
+# Kubernetes API stand-in (e2e-tests/src/kube_api): needs policy-server, and
+# kwctl to annotate the module; says so and skips without them.
+e2e-policy-server: policy.wasm
+	@if ! command -v policy-server >/dev/null; then \
+		echo "policy-server not found on PATH: the policy-server end-to-end test was skipped (install policy-server from Kubewarden's releases)"; \
+	elif ! command -v $(KWCTL) >/dev/null; then \
+		echo "kwctl not found on PATH (it annotates policy.wasm for policy-server): the policy-server end-to-end test was skipped"; \
+	else \
+		$(MAKE) --no-print-directory annotated-policy.wasm && \
+		echo "policy-server end to end under $$(policy-server --version | head -n1):" && \
+		ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" $(CARGO) test --locked -p e2e-tests --test policy_server; \
+	fi
+
+# policy-server and the API stand-in from a shell, until stdin closes:
+#   make policy-server-rig [RIG_ARGS="--api-log --siblings 1000"]
+RIG_ARGS ?=
+policy-server-rig: annotated-policy.wasm
+	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm $(RIG_ARGS)
+
+# What a binding costs through policy-server, next to the floor module:
+#   make policy-server-latency [REQUESTS=3000] [RIG_ARGS="--siblings 1000"]
+REQUESTS ?= 3000
+policy-server-latency: annotated-policy.wasm annotated-floor.wasm
+	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm --floor annotated-floor.wasm \
+		--measure $(REQUESTS) $(RIG_ARGS)
 
 # A clone has nothing beside it: no tracked file may read outside the repository.
 self-contained:
@@ -95,27 +129,27 @@ self-contained:
 # What the policy would do on a cluster snapshot, before installing it:
 #   make simulate SNAPSHOT=cluster.json [SETTINGS=policy.yaml] [SCALE="shop/web=3 ..."] [OUTPUT=json]
 # SNAPSHOT may name two files (nodes, then pods). Bundled examples:
-#   make simulate SNAPSHOT=e2e-tests/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
+#   make simulate SNAPSHOT=crates/simulate/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
 SNAPSHOT ?=
 SETTINGS ?=
 SCALE ?=
 OUTPUT ?= table
 simulate: policy.wasm
 	@test -n "$(SNAPSHOT)" || { echo "usage: make simulate SNAPSHOT=cluster.json [SETTINGS=settings.yml] [SCALE='ns/name=N ...'] [OUTPUT=json]"; exit 2; }
-	@$(CARGO) run --quiet --locked --profile native-release -p e2e-tests --bin simulate -- \
+	@$(CARGO) run --quiet --locked --profile native-release -p simulate --bin simulate -- \
 		--wasm policy.wasm $(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
 		--output $(OUTPUT) $(SNAPSHOT)
 
 clean:
 	$(CARGO) clean
-	rm -f policy.wasm annotated-policy.wasm floor.wasm mutating-floor.wasm peer.wasm
+	rm -f policy.wasm annotated-policy.wasm annotated-floor.wasm floor.wasm mutating-floor.wasm peer.wasm
 
 # Per-request cost of policy.wasm in wasmtime through waPC, on a fresh
 # instance per request as policy-server runs it, as a ratio to
 # mutating-floor.wasm timed alternately; then the warm-instance numbers
 # against floor.wasm; peer.wasm does a hybrid hit the SDK's way.
 bench: policy.wasm floor.wasm mutating-floor.wasm peer.wasm
-	$(CARGO) run --locked --profile native-release -p e2e-tests --bin bench -- --wasm policy.wasm \
+	$(CARGO) run --locked --profile native-release -p bench -- --wasm policy.wasm \
 		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm
 
 # Instructions per call of one scenario under callgrind, which a shared
@@ -129,18 +163,19 @@ SCENARIO ?= hybrid
 WASM ?= $(if $(filter peer,$(SCENARIO)),peer.wasm,policy.wasm)
 PROFILE_COUNTED := bench::profiled_$(if $(NATIVE),native_,$(if $(REHYDRATED),rehydrated_))calls
 profile: $(WASM)
-	$(CARGO) build --locked --profile native-release -p e2e-tests --bin bench
+	$(CARGO) build --locked --profile native-release -p bench
 	valgrind --tool=callgrind --smc-check=all \
 		--toggle-collect='$(PROFILE_COUNTED)' \
 		--callgrind-out-file=callgrind.out $(TARGET_DIR)/native-release/bench --wasm $(WASM) \
 		--only "$(SCENARIO)" --iterations 10 $(if $(NATIVE),--native) $(if $(REHYDRATED),--rehydrated) 2>&1 | grep -E 'refs|calls'
 	@echo "per call: the refs above / 10; details: callgrind_annotate callgrind.out"
 
-# Hardware counters and page faults of one scenario's requests on fresh
-# instances (needs perf, Debian package linux-perf): make perf-stat SCENARIO=hybrid
+# CPU time and page faults of 2,000 of one scenario's requests on fresh
+# instances, the module's compilation included (needs perf, Debian package
+# linux-perf): make perf-stat SCENARIO=hybrid
 perf-stat: $(WASM)
-	$(CARGO) build --locked --profile native-release -p e2e-tests --bin bench
-	perf stat -e task-clock,page-faults,minor-faults,major-faults,instructions,cycles \
+	$(CARGO) build --locked --profile native-release -p bench
+	perf stat -e task-clock,page-faults,minor-faults,major-faults,context-switches \
 		$(TARGET_DIR)/native-release/bench --wasm $(WASM) --only "$(SCENARIO)" --iterations 2000 --rehydrated
 
 size: policy.wasm

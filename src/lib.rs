@@ -38,15 +38,8 @@ mod wasm {
 
     impl Host for WapcHost {
         fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-            guest::host_call("kubewarden", "kubernetes", operation, payload).map_err(|e| {
-                let text = e.to_string();
-                // wapc-guest wraps every host error in this prefix; the
-                // host's own words are what an administrator needs.
-                match text.strip_prefix("Host error: ") {
-                    Some(rest) => rest.to_string(),
-                    None => text,
-                }
-            })
+            guest::host_call("kubewarden", "kubernetes", operation, payload)
+                .map_err(|e| crate::host_error_text(&e.to_string()).to_string())
         }
 
         fn log(&mut self, payload: &[u8]) {
@@ -89,6 +82,16 @@ pub fn validate_settings(payload: &[u8]) -> SettingsValidationResponse {
     }
 }
 
+/// The cluster's own words from a failed host call. wapc-guest prefixes
+/// every host error with "Host error: " and policy-evaluator (kwctl and
+/// policy-server alike) with "Callback evaluation failure: "; neither tells
+/// an administrator anything.
+pub fn host_error_text(text: &str) -> &str {
+    let text = text.strip_prefix("Host error: ").unwrap_or(text);
+    text.strip_prefix("Callback evaluation failure: ")
+        .unwrap_or(text)
+}
+
 /// serde_json's message without the "at line 1 column 42" suffix, which
 /// means nothing for JSON that was produced by a program.
 pub(crate) fn json_error_text(e: &impl std::fmt::Display) -> String {
@@ -96,5 +99,23 @@ pub(crate) fn json_error_text(e: &impl std::fmt::Display) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_errors_keep_only_the_clusters_words() {
+        for (sent, kept) in [
+            (
+                "Host error: Callback evaluation failure: nodes \"n1\" not found",
+                "nodes \"n1\" not found",
+            ),
+            ("Host error: denied", "denied"),
+            ("Callback evaluation failure: denied", "denied"),
+            ("nodes \"n1\" is forbidden", "nodes \"n1\" is forbidden"),
+        ] {
+            assert_eq!(super::host_error_text(sent), kept, "{sent}");
+        }
     }
 }

@@ -6,13 +6,13 @@
 //! AdmissionRequest), optionally `settings.yml`, `session.yml` (a kwctl
 //! replay session; `[]` when no host call is expected) and `expect.json`.
 
-use crate::engine::{self, Policy, ValidationResponse};
-use crate::replay::{self, Replay};
 use anyhow::{Context, Result};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use wasm_host::replay::{self, Replay};
+use wasm_host::{self as engine, Policy, ValidationResponse};
 
 /// `expect.json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -197,7 +197,5 @@ pub fn default_dir() -> PathBuf {
 }
 
 pub fn default_wasm() -> PathBuf {
-    std::env::var_os("POLICY_WASM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy.wasm"))
+    wasm_host::default_policy_wasm()
 }

@@ -1,11 +1,9 @@
-//! End-to-end support for the pod-deletion-cost policy: the compiled
-//! `policy.wasm` driven through waPC in wasmtime, as policy-server runs it.
+//! End-to-end tests support: the case table (`cases/<case>/` folders with
+//! request, settings, kwctl replay session and expected answer), and the
+//! real policy-server run against a Kubernetes API stand-in on loopback.
 
 pub mod cases;
-pub mod engine;
-pub mod memory;
-pub mod rehydrate;
-pub mod replay;
-pub mod sim;
-pub mod snapshot;
-pub mod whatif;
+pub mod kube_api;
+pub mod latency;
+pub mod policy_server;
+pub mod rig_cluster;

@@ -1,7 +1,7 @@
 //! Every case folder under `e2e-tests/cases/`, through the compiled policy.
 
 use e2e_tests::cases;
-use e2e_tests::engine::Policy;
+use wasm_host::Policy;
 
 #[test]
 fn every_case_passes() {

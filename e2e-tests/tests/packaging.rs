@@ -1,10 +1,10 @@
 //! What ships besides the module: metadata, Artifact Hub package, UI
 //! questions, example manifests, and the module's size.
 
-use e2e_tests::engine::Policy;
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use wasm_host::Policy;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

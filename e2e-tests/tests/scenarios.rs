@@ -2,10 +2,10 @@
 //! through the policy in a simulated cluster, then the ReplicaSet is scaled
 //! down in the controller's order.
 
-use e2e_tests::engine::Policy;
-use e2e_tests::sim::{self, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
+use cluster_sim::{self as sim, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
+use wasm_host::Policy;
 
 fn policy() -> Policy {
     Policy::load(&e2e_tests::cases::default_wasm()).unwrap_or_else(|e| panic!("{e:#}"))

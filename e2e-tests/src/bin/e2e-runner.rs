@@ -3,10 +3,10 @@
 
 use anyhow::{Context, Result, bail};
 use e2e_tests::cases::{self, Case};
-use e2e_tests::engine::{self, Policy, ValidationResponse};
-use e2e_tests::replay::{self, Replay};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+use wasm_host::replay::{self, Replay};
+use wasm_host::{self as engine, Policy, ValidationResponse};
 
 const USAGE: &str = "usage:
   e2e-runner cases [--wasm policy.wasm] [--dir e2e-tests/cases] [--filter TEXT]

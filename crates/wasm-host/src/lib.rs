@@ -1,6 +1,9 @@
 //! Loads `policy.wasm` and calls it through waPC in wasmtime, with the same
 //! crates and WASI setup as Kubewarden's policy-evaluator.
 
+pub mod rehydrate;
+pub mod replay;
+
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -115,7 +118,11 @@ impl Policy {
                     let responder = guard
                         .as_mut()
                         .ok_or("no host responder set for this evaluation")?;
-                    Ok(responder.call(operation, payload)?)
+                    // policy-evaluator words a failed callback this way
+                    // before the guest sees it.
+                    responder
+                        .call(operation, payload)
+                        .map_err(|e| format!("Callback evaluation failure: {e}").into())
                 }
                 _ => {
                     Err(format!("unknown host capability {binding}/{namespace}/{operation}").into())
@@ -209,4 +216,14 @@ pub fn admission_request(document: Value) -> Value {
         }
         other => other,
     }
+}
+
+/// The policy module this checkout builds (`make policy.wasm`); the
+/// `POLICY_WASM` environment variable names another.
+pub fn default_policy_wasm() -> std::path::PathBuf {
+    std::env::var_os("POLICY_WASM")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policy.wasm")
+        })
 }

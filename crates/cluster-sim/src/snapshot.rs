@@ -7,7 +7,7 @@
 //! read; every one of them is checked, and a bad one is reported with the
 //! file, the item and the field path.
 
-use crate::sim::{Node, Owner, Pod};
+use crate::{Node, Owner, Pod};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

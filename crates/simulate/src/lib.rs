@@ -5,16 +5,16 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
-use crate::engine::Policy;
-use crate::sim::{self, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
-use crate::snapshot::{Snapshot, format_timestamp};
+use cluster_sim::snapshot::{Snapshot, format_timestamp};
+use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use pod_deletion_cost_policy::selector::{LabelSelector, Operator, Requirement};
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use wasm_host::Policy;
 
-pub const DEFAULT_TOPOLOGY_KEY: &str = "topology.kubernetes.io/zone";
+pub use pod_deletion_cost_policy::settings::DEFAULT_TOPOLOGY_KEY;
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
@@ -529,7 +529,7 @@ pub fn simulate(
             .pods
             .push(as_before_binding(&s.pod, options.strip_costs));
     }
-    let mut order: Vec<&crate::snapshot::SnapshotPod> = snapshot
+    let mut order: Vec<&cluster_sim::snapshot::SnapshotPod> = snapshot
         .pods
         .iter()
         .filter(|p| p.pod.node_name.is_some() && !p.mirror)
@@ -780,7 +780,7 @@ fn export_case(
         .unwrap_or_default();
     let case = dir.join(format!("{index:04}-{ns}-{pod}"));
     let patch = match &r.mutated_object {
-        Some(m) => crate::engine::patch(&outcome.request["object"], m),
+        Some(m) => wasm_host::patch(&outcome.request["object"], m),
         None => Value::Null,
     };
     let mut expect = json!({

@@ -5,7 +5,7 @@
 //! linear memory, `wapc_init`, anything the guest keeps between calls) is
 //! paid on every request here.
 
-use crate::engine::Policy;
+use crate::Policy;
 use anyhow::{Result, anyhow};
 use wasmtime::{Config, Engine};
 use wasmtime_provider::{EpochDeadlines, WasmtimeEngineProviderBuilder, WasmtimeEngineProviderPre};

@@ -3,21 +3,21 @@
 //! same bindings are evaluated from kwctl replay sessions.
 
 use e2e_tests::cases::{self, Case};
-use e2e_tests::engine::Policy;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use wasm_host::Policy;
 
 const NOW: &str = "2026-11-22T00:00:00Z";
 
 fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 fn snap(rel: &str) -> String {
     root()
-        .join("e2e-tests/snapshots")
+        .join("crates/simulate/snapshots")
         .join(rel)
         .display()
         .to_string()

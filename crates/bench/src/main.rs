@@ -14,13 +14,15 @@
 //! numbers are the guest's, not the responder's.
 
 use anyhow::{Context, Result, bail};
-use e2e_tests::engine::{HostResponder, Policy};
-use e2e_tests::memory::{TrackedMemory, tracking_engine};
-use e2e_tests::rehydrate::{Prepared, policy_server_engine};
+mod memory;
+
+use memory::{TrackedMemory, tracking_engine};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasm_host::rehydrate::{Prepared, policy_server_engine};
+use wasm_host::{HostResponder, Policy};
 
 /// Answers host calls from pre-serialised bytes. Requests are matched by
 /// meaning once, then by their exact bytes, so that after the warm-up a
@@ -93,7 +95,7 @@ fn node_req(name: &str) -> Value {
 
 fn fixture(path: &str) -> Result<Value> {
     let full = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
+        .join("../..")
         .join(path);
     let text =
         std::fs::read_to_string(&full).with_context(|| format!("reading {}", full.display()))?;
@@ -101,7 +103,7 @@ fn fixture(path: &str) -> Result<Value> {
 }
 
 fn request_of(review: Value) -> Value {
-    e2e_tests::engine::admission_request(review)
+    wasm_host::admission_request(review)
 }
 
 struct Scenario {
@@ -546,7 +548,11 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
     let peer_scenario = peer_hit(a.fresh_iterations)?;
     all.insert(1, peer_scenario);
     for s in all {
-        if !a.filter.as_ref().is_none_or(|f| s.name.contains(f.as_str())) {
+        if !a
+            .filter
+            .as_ref()
+            .is_none_or(|f| s.name.contains(f.as_str()))
+        {
             continue;
         }
         let is_peer = s.name.starts_with("1p.");
@@ -577,7 +583,11 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
         )?;
         fresh_row(&s.name, iterations, &pair);
     }
-    if !a.filter.as_ref().is_none_or(|f| "5. validate_settings".contains(f.as_str())) {
+    if !a
+        .filter
+        .as_ref()
+        .is_none_or(|f| "5. validate_settings".contains(f.as_str()))
+    {
         return Ok(());
     }
     let settings = serde_json::to_vec(&twenty_rules())?;

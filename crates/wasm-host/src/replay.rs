@@ -1,7 +1,7 @@
 //! kwctl replay sessions: recorded host calls answered in order, each live
 //! request compared with the recorded one field by field, as kwctl does.
 
-use crate::engine::HostResponder;
+use crate::HostResponder;
 use anyhow::{Context, Result, bail};
 use serde_json::{Map, Value};
 use serde_yaml::Value as Yaml;

@@ -2,11 +2,10 @@
 //! bindings through policy.wasm and prints costs, deletion order and the
 //! effect of scale-downs.
 
-use e2e_tests::cases;
-use e2e_tests::engine::Policy;
-use e2e_tests::snapshot::{Snapshot, parse_timestamp};
-use e2e_tests::whatif::{self, Options, PolicyConfig, ScaleTarget};
+use cluster_sim::snapshot::{Snapshot, parse_timestamp};
+use simulate::{self as whatif, Options, PolicyConfig, ScaleTarget};
 use std::path::PathBuf;
+use wasm_host::Policy;
 
 const USAGE: &str = "usage: simulate [options] SNAPSHOT [SNAPSHOT]
 
@@ -41,7 +40,7 @@ fn parse(args: Vec<String>) -> Result<Args, String> {
         snapshots: Vec::new(),
         settings: None,
         json: false,
-        wasm: cases::default_wasm(),
+        wasm: wasm_host::default_policy_wasm(),
         options: Options::default(),
     };
     let mut it = args.into_iter();

@@ -1,0 +1,335 @@
+//! The real policy-server on 127.0.0.1 in front of the Kubernetes API
+//! stand-in, from a shell: serves until standard input closes, or measures
+//! what a binding costs through it (`--measure N`).
+
+use anyhow::{Context, Result, bail};
+use cluster_sim::Cluster;
+use e2e_tests::kube_api::KubeApi;
+use e2e_tests::latency::{Percentiles, ms};
+use e2e_tests::policy_server::{PolicyEntry, Rig, review};
+use e2e_tests::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
+use serde_json::{Value, json};
+use simulate::PolicyConfig;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: policy-server-rig [--wasm annotated-policy.wasm] [--policy ID=SETTINGS]... [--siblings N]
+                         [--for SECONDS] [--api-log]
+       policy-server-rig --measure N [--floor annotated-floor.wasm] [--rounds R] [--workloads W] [--siblings N]
+
+Starts the Kubernetes API stand-in (fixture nodes and a ReplicaSet shop/web of
+--siblings ranked pods, default 100) and policy-server with each --policy
+(settings file or ClusterAdmissionPolicy manifest; default: eks and ack from
+examples/), prints the URLs and serves until standard input closes or --for
+SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
+hybrid node (eks) and of a balance binding (ack), in --rounds alternating
+rounds (default 10), next to the floor module when given, then the first and
+second binding of --workloads new ReplicaSets (default 10).";
+
+const SHOP_RS: &str = "web-6d9c";
+
+struct Options {
+    wasm: PathBuf,
+    policies: Vec<(String, PathBuf)>,
+    siblings: usize,
+    serve_for: Duration,
+    api_log: bool,
+    measure: Option<usize>,
+    floor: Option<PathBuf>,
+    rounds: usize,
+    workloads: usize,
+}
+
+fn parse_args() -> Result<Options> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut o = Options {
+        wasm: repo.join("annotated-policy.wasm"),
+        policies: Vec::new(),
+        siblings: 100,
+        serve_for: Duration::from_secs(3600),
+        api_log: false,
+        measure: None,
+        floor: None,
+        rounds: 10,
+        workloads: 10,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
+        };
+        let number = |v: String| {
+            v.parse::<usize>()
+                .with_context(|| format!("{flag}: {v:?} is not a number"))
+        };
+        match flag.as_str() {
+            "--wasm" => o.wasm = value()?.into(),
+            "--policy" => {
+                let v = value()?;
+                let (id, file) = v
+                    .split_once('=')
+                    .with_context(|| format!("--policy {v:?}: expected ID=SETTINGS"))?;
+                o.policies.push((id.into(), file.into()));
+            }
+            "--siblings" => o.siblings = number(value()?)?,
+            "--for" => o.serve_for = Duration::from_secs(number(value()?)? as u64),
+            "--api-log" => o.api_log = true,
+            "--measure" => o.measure = Some(number(value()?)?),
+            "--floor" => o.floor = Some(value()?.into()),
+            "--rounds" => o.rounds = number(value()?)?.max(1),
+            "--workloads" => o.workloads = number(value()?)?,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument {other:?}\n{USAGE}"),
+        }
+    }
+    if o.policies.is_empty() {
+        o.policies = vec![
+            ("eks".into(), repo.join("examples/eks-hybrid-bursting.yaml")),
+            (
+                "ack".into(),
+                repo.join("examples/ack-zones-placeholders.yaml"),
+            ),
+        ];
+    }
+    Ok(o)
+}
+
+fn main() {
+    if let Err(e) = parse_args().and_then(|o| run(&o)) {
+        eprintln!("policy-server-rig: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(o: &Options) -> Result<()> {
+    let mut cluster = rc::cluster();
+    let pending = rc::ranked_workload(&mut cluster, "shop", "web", SHOP_RS, o.siblings);
+    let api = KubeApi::start(rc::store(&cluster)?)?;
+    api.echo_requests(o.api_log);
+    let mut entries = Vec::new();
+    for (id, file) in &o.policies {
+        let settings = PolicyConfig::load(Some(file))
+            .map_err(anyhow::Error::msg)?
+            .settings;
+        entries.push(PolicyEntry::pod_deletion_cost(id, &o.wasm, settings));
+    }
+    if let Some(floor) = &o.floor {
+        entries.push(PolicyEntry::pod_deletion_cost("floor", floor, json!({})));
+    }
+    let api_url = api.url();
+    let rig = Rig::start(&entries, api)?;
+    match o.measure {
+        Some(n) => measure(&rig, &mut cluster, &pending, n, o),
+        None => serve(&rig, &api_url, &cluster, &pending, o),
+    }
+}
+
+fn serve(rig: &Rig, api_url: &str, cluster: &Cluster, pending: &str, o: &Options) -> Result<()> {
+    println!(
+        "kube-api stand-in: {api_url} (ReplicaSet shop/{SHOP_RS}: {} ranked pods; pending pod {pending})",
+        o.siblings
+    );
+    let requests =
+        std::env::temp_dir().join(format!("policy-server-rig-requests-{}", std::process::id()));
+    std::fs::create_dir_all(&requests)?;
+    for (file, node) in [("hybrid.json", HYBRID_NODE), ("balance.json", ACK_NODE_K)] {
+        let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                            "request": cluster.binding_request("shop", pending, node)});
+        std::fs::write(requests.join(file), serde_json::to_string_pretty(&review)?)?;
+    }
+    for (id, _) in &o.policies {
+        println!("policy {id}: {}/validate/{id}", rig.url());
+    }
+    println!(
+        "sample AdmissionReviews: {0}/hybrid.json, {0}/balance.json\n  \
+         curl -s -H 'Content-Type: application/json' --data @{0}/hybrid.json {1}/validate/{2}",
+        requests.display(),
+        rig.url(),
+        o.policies.first().map_or("eks", |(id, _)| id.as_str())
+    );
+    println!(
+        "serving until standard input closes or {}s pass",
+        o.serve_for.as_secs()
+    );
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        let _ = closed_tx.send(());
+    });
+    let _ = closed_rx.recv_timeout(o.serve_for);
+    let _ = std::fs::remove_dir_all(&requests);
+    Ok(())
+}
+
+/// One kind of binding timed through policy-server.
+struct Load {
+    name: &'static str,
+    policy: &'static str,
+    request: Value,
+    samples: Vec<Duration>,
+}
+
+fn measure(rig: &Rig, cluster: &mut Cluster, pending: &str, n: usize, o: &Options) -> Result<()> {
+    for needed in ["eks", "ack"] {
+        if !o.policies.iter().any(|(id, _)| id == needed) {
+            bail!("--measure needs the policies eks and ack (the defaults)");
+        }
+    }
+    let mut loads = Vec::new();
+    if o.floor.is_some() {
+        loads.push(Load {
+            name: "floor (node read, fixed accept)",
+            policy: "floor",
+            request: cluster.binding_request("shop", pending, HYBRID_NODE),
+            samples: Vec::new(),
+        });
+    }
+    loads.push(Load {
+        name: "hybrid binding (eks)",
+        policy: "eks",
+        request: cluster.binding_request("shop", pending, HYBRID_NODE),
+        samples: Vec::new(),
+    });
+    loads.push(Load {
+        name: "balance binding (ack)",
+        policy: "ack",
+        request: cluster.binding_request("shop", pending, ACK_NODE_K),
+        samples: Vec::new(),
+    });
+    let mut connection = rig.connect()?;
+    for load in &loads {
+        for _ in 0..50 {
+            check(
+                review(&mut connection, load.policy, &load.request)?.allowed,
+                load.name,
+            )?;
+        }
+    }
+    // Rounds alternate between the kinds, so a shared machine's load
+    // spreads over all of them.
+    let per_round = n.div_ceil(o.rounds);
+    for _ in 0..o.rounds {
+        for load in &mut loads {
+            for _ in 0..per_round {
+                let started = Instant::now();
+                let reply = review(&mut connection, load.policy, &load.request)?;
+                load.samples.push(started.elapsed());
+                check(
+                    reply.allowed && reply.patch.is_some() == (load.policy != "floor"),
+                    load.name,
+                )?;
+            }
+        }
+    }
+    println!(
+        "{}, {} ranked siblings for the balance binding, --workers 2",
+        e2e_tests::policy_server::version().unwrap_or_default(),
+        o.siblings
+    );
+    println!(
+        "{:<34} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9}",
+        "binding", "count", "p50 ms", "p90 ms", "p99 ms", "max ms", "p50/floor"
+    );
+    let floor_p50 = loads
+        .first()
+        .filter(|l| l.policy == "floor")
+        .and_then(|l| Percentiles::of(&l.samples))
+        .map(|p| p.p50);
+    for load in &loads {
+        let Some(p) = Percentiles::of(&load.samples) else {
+            continue;
+        };
+        let ratio = floor_p50.map_or("-".into(), |f| {
+            format!("{:.2}", p.p50.as_secs_f64() / f.as_secs_f64())
+        });
+        println!(
+            "{:<34} {:>6} {:>8} {:>8} {:>8} {:>8} {:>9}",
+            load.name,
+            p.count,
+            ms(p.p50),
+            ms(p.p90),
+            ms(p.p99),
+            ms(p.max),
+            ratio
+        );
+    }
+    first_bindings(rig, cluster, o)
+}
+
+/// The first balance binding of a new ReplicaSet waits for policy-server to
+/// LIST its pods and start the WATCH that keeps its cache; the second reads
+/// that cache.
+fn first_bindings(rig: &Rig, cluster: &mut Cluster, o: &Options) -> Result<()> {
+    if o.workloads == 0 {
+        return Ok(());
+    }
+    let mut connection = rig.connect()?;
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    for w in 0..o.workloads {
+        let rs = format!("fresh-{w}");
+        let before = cluster.pods.len();
+        let a = rc::ranked_workload(cluster, "fresh", &rs, &rs, o.siblings);
+        let b = cluster.create_rs_pod("fresh", &rs, &[("app", &rs), ("pod-template-hash", &rs)]);
+        let new_pods: Vec<Value> = cluster.pods[before..].iter().map(|p| p.to_json()).collect();
+        rig.api
+            .update(|store| {
+                new_pods
+                    .into_iter()
+                    .try_for_each(|p| store.put("pods", p).map(drop))
+            })
+            .map_err(anyhow::Error::msg)?;
+        for (pod, samples) in [(&a, &mut first), (&b, &mut second)] {
+            let request = cluster.binding_request("fresh", pod, ACK_NODE_K);
+            let started = Instant::now();
+            let reply = review(&mut connection, "ack", &request)?;
+            samples.push(started.elapsed());
+            check(reply.allowed && reply.patch.is_some(), "first bindings")?;
+        }
+    }
+    let served = rig.api.served();
+    let reads = |watch: bool| {
+        served
+            .iter()
+            .filter(|s| {
+                s.path == "/api/v1/namespaces/fresh/pods"
+                    && s.is_watch() == watch
+                    && !s.query.contains_key("continue")
+            })
+            .count()
+    };
+    println!(
+        "new ReplicaSets: {} (each {} ranked pods); LISTs {}, WATCHes {}",
+        o.workloads,
+        o.siblings,
+        reads(false),
+        reads(true)
+    );
+    for (name, samples) in [
+        ("first binding (LIST + WATCH set up)", &first),
+        ("second binding (cache)", &second),
+    ] {
+        if let Some(p) = Percentiles::of(samples) {
+            println!(
+                "{:<34} {:>6} {:>8} {:>8} {:>8} {:>8}",
+                name,
+                p.count,
+                ms(p.p50),
+                ms(p.p90),
+                ms(p.p99),
+                ms(p.max)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn check(ok: bool, what: &str) -> Result<()> {
+    if !ok {
+        bail!("{what}: policy-server's answer is not the one expected");
+    }
+    Ok(())
+}
