@@ -13,7 +13,7 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile perf-stat fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -91,7 +91,7 @@ e2e-tests: policy.wasm
 demo: policy.wasm
 	scripts/demo.sh
 
-test: self-contained fmt-check lint unit-tests e2e-tests e2e-policy-server
+test: self-contained fmt-check lint unit-tests fuzz-regressions e2e-tests e2e-policy-server
 
 # The real policy-server on loopback, its host calls answered by the
 # Kubernetes API stand-in (e2e-tests/src/kube_api): needs policy-server, and
@@ -121,6 +121,12 @@ policy-server-latency: annotated-policy.wasm annotated-floor.wasm
 	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
 	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm --floor annotated-floor.wasm \
 		--measure $(REQUESTS) $(RIG_ARGS)
+
+# The fuzz harnesses on the stable toolchain: every saved regression and
+# seed replayed through the entry points the fuzz targets call (fuzz/ is a
+# workspace of its own; it shares this one's target directory).
+fuzz-regressions:
+	CARGO_TARGET_DIR="$(TARGET_DIR)" $(CARGO) test --locked --manifest-path fuzz/Cargo.toml
 
 # A clone has nothing beside it: no tracked file may read outside the repository.
 self-contained:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 seconds="${FUZZ_SECONDS:-60}"
 sanitizer="${FUZZ_SANITIZER:-address}"
-targets=(settings evaluate)
+targets=(settings evaluate snapshot policy_config)
 
 if ! rustup toolchain list | grep -q '^nightly'; then
     rustup toolchain install nightly --profile minimal

@@ -210,6 +210,7 @@ impl<'de> Visitor<'de> for Checked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
     use serde_json::{Value, json};
 
     fn read_value(object: &Value, ns: &str) -> Result<Binding, String> {
@@ -258,53 +259,50 @@ mod tests {
         assert_eq!(b.namespace, "ns");
     }
 
+    #[rstest]
+    #[case::no_metadata(
+        json!({"target": {"name": "n"}}),
+        "the Binding has no metadata.name (the pod's name)"
+    )]
+    #[case::name_not_a_string(
+        json!({"metadata": {"name": 7}}),
+        "the Binding has no metadata.name (the pod's name)"
+    )]
+    #[case::null(
+        json!(null),
+        "the Binding has no metadata.name (the pod's name)"
+    )]
+    #[case::null_target(binding(Value::Null), "the Binding of pod \"ns/p\" has no target")]
+    #[case::no_target(
+        json!({"metadata": {"name": "p", "namespace": "ns"}}),
+        "the Binding of pod \"ns/p\" has no target"
+    )]
+    #[case::target_not_an_object(
+        binding(json!("n1")),
+        "the Binding of pod \"ns/p\" has a target that is not an object"
+    )]
+    #[case::target_a_pod(
+        binding(json!({"kind": "Pod", "name": "x"})),
+        "the Binding of pod \"ns/p\" targets a \"Pod\", not a Node"
+    )]
+    #[case::empty_node_name(
+        binding(json!({"kind": "Node", "name": ""})),
+        "the Binding of pod \"ns/p\" has a target with an empty node name"
+    )]
+    #[case::no_node_name(
+        binding(json!({"kind": "Node"})),
+        "the Binding of pod \"ns/p\" has a target with an empty node name"
+    )]
+    #[case::node_name_not_a_string(
+        binding(json!({"kind": "Node", "name": 3})),
+        "the Binding of pod \"ns/p\" has a target with an empty node name"
+    )]
+    fn malformed_bindings_are_explained(#[case] object: Value, #[case] message: &str) {
+        assert_eq!(read_value(&object, "ns").unwrap_err(), message);
+    }
+
     #[test]
-    fn malformed_bindings_are_explained() {
-        let cases = [
-            (
-                json!({"target": {"name": "n"}}),
-                "the Binding has no metadata.name (the pod's name)",
-            ),
-            (
-                json!({"metadata": {"name": 7}}),
-                "the Binding has no metadata.name (the pod's name)",
-            ),
-            (
-                json!(null),
-                "the Binding has no metadata.name (the pod's name)",
-            ),
-            (
-                binding(Value::Null),
-                "the Binding of pod \"ns/p\" has no target",
-            ),
-            (
-                json!({"metadata": {"name": "p", "namespace": "ns"}}),
-                "the Binding of pod \"ns/p\" has no target",
-            ),
-            (
-                binding(json!("n1")),
-                "the Binding of pod \"ns/p\" has a target that is not an object",
-            ),
-            (
-                binding(json!({"kind": "Pod", "name": "x"})),
-                "the Binding of pod \"ns/p\" targets a \"Pod\", not a Node",
-            ),
-            (
-                binding(json!({"kind": "Node", "name": ""})),
-                "the Binding of pod \"ns/p\" has a target with an empty node name",
-            ),
-            (
-                binding(json!({"kind": "Node"})),
-                "the Binding of pod \"ns/p\" has a target with an empty node name",
-            ),
-            (
-                binding(json!({"kind": "Node", "name": 3})),
-                "the Binding of pod \"ns/p\" has a target with an empty node name",
-            ),
-        ];
-        for (object, want) in cases {
-            assert_eq!(read_value(&object, "ns").unwrap_err(), want, "{object}");
-        }
+    fn a_binding_without_namespace_is_explained() {
         assert_eq!(
             read_value(
                 &json!({"metadata": {"name": "p"}, "target": {"name": "n"}}),

@@ -43,7 +43,7 @@ pub struct Answer {
 enum Subject {
     Node(String),
     Pod(String, String),
-    Pods(String, String),
+    Pods(String, Option<String>),
 }
 
 impl std::fmt::Display for Subject {
@@ -51,10 +51,13 @@ impl std::fmt::Display for Subject {
         match self {
             Subject::Node(node) => write!(f, "node {node:?}"),
             Subject::Pod(namespace, name) => write!(f, "pod \"{namespace}/{name}\""),
-            Subject::Pods(namespace, selector) => write!(
+            Subject::Pods(namespace, Some(selector)) => write!(
                 f,
                 "pods in namespace {namespace:?} with label selector {selector:?}"
             ),
+            Subject::Pods(namespace, None) => {
+                write!(f, "pods in namespace {namespace:?} (no label selector)")
+            }
         }
     }
 }
@@ -169,11 +172,26 @@ pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Answer, L
     )
 }
 
-/// The label selector used to list candidate siblings: the pod's own
-/// labels, sorted by key, so that every pod of one ReplicaSet asks with the
-/// same selector and policy-server keeps a single watch for it.
-pub fn sibling_selector(labels: &LabelSet<'_>) -> String {
-    let mut pairs: Vec<&(Text<'_>, Text<'_>)> = labels.0.iter().collect();
+/// The label the Deployment controller gives each ReplicaSet's pods, a hash
+/// of the pod template: it changes with every rollout.
+pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+
+/// The label selector used to list candidate siblings: the pod's labels but
+/// `pod-template-hash` (or, with `keys`, only the labels they name), as
+/// `k=v` sorted by key, so that every pod of one workload asks with the same
+/// selector. policy-server keeps one watch per distinct selector and never
+/// releases it; the template hash would make that one watch per rollout.
+/// `None` when no label is left: the list is then the whole namespace.
+pub fn sibling_selector(labels: &LabelSet<'_>, keys: Option<&[String]>) -> Option<String> {
+    let wanted = |k: &str| match keys {
+        Some(keys) => keys.iter().any(|w| w == k),
+        None => k != TEMPLATE_HASH_LABEL,
+    };
+    let mut pairs: Vec<&(Text<'_>, Text<'_>)> = labels
+        .0
+        .iter()
+        .filter(|(k, _)| wanted(k.as_str()))
+        .collect();
     pairs.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::new();
     for (k, v) in pairs {
@@ -184,21 +202,21 @@ pub fn sibling_selector(labels: &LabelSet<'_>) -> String {
         out.push('=');
         out.push_str(v.as_str());
     }
-    out
+    (!out.is_empty()).then_some(out)
 }
 
-/// `list_resources_by_namespace` for the pods matching `selector`. Parses
-/// pod by pod (`Answer::each_pod`).
+/// `list_resources_by_namespace` for the pods matching `selector` (every
+/// pod of the namespace when `None`). Parses pod by pod (`Answer::each_pod`).
 pub fn list_pods(
     host: &mut dyn Host,
     namespace: &str,
-    selector: &str,
+    selector: Option<&str>,
 ) -> Result<Answer, LookupError> {
     let req = ListResourcesByNamespaceRequest {
         api_version: "v1".into(),
         kind: "Pod".into(),
         namespace: namespace.into(),
-        label_selector: Some(selector.into()),
+        label_selector: selector.map(str::to_string),
         field_selector: None,
         field_masks: masks(&[
             "spec.nodeName",
@@ -211,7 +229,7 @@ pub fn list_pods(
         host,
         "list_resources_by_namespace",
         &req,
-        Subject::Pods(namespace.to_string(), selector.to_string()),
+        Subject::Pods(namespace.to_string(), selector.map(str::to_string)),
     )
 }
 
@@ -264,6 +282,7 @@ pub mod fake {
 mod tests {
     use super::fake::FakeHost;
     use super::*;
+    use rstest::rstest;
     use serde_json::json;
 
     #[test]
@@ -279,8 +298,14 @@ mod tests {
         host.done();
     }
 
-    #[test]
-    fn node_payload_is_the_sdk_request() {
+    #[rstest]
+    #[case::plain("n1")]
+    #[case::dotted("ip-10-0-1-2.ec2.internal")]
+    #[case::quote_and_backslash("q\"uote\\back")]
+    #[case::control_character("tab\t")]
+    #[case::non_ascii("ünï")]
+    #[case::empty("")]
+    fn node_payload_is_the_sdk_request(#[case] name: &str) {
         struct Echo(Vec<u8>);
         impl Host for Echo {
             fn kubernetes(&mut self, _: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
@@ -289,30 +314,20 @@ mod tests {
             }
             fn log(&mut self, _: &[u8]) {}
         }
-        for name in [
-            "n1",
-            "ip-10-0-1-2.ec2.internal",
-            "q\"uote\\back",
-            "tab\t",
-            "ünï",
-            "",
-        ] {
-            let mut host = Echo(Vec::new());
-            node(&mut host, name).unwrap();
-            let sdk = GetResourceRequest {
-                api_version: "v1".into(),
-                kind: "Node".into(),
-                name: name.into(),
-                namespace: None,
-                disable_cache: false,
-                field_masks: masks(&["metadata.labels"]),
-            };
-            assert_eq!(
-                String::from_utf8(host.0).unwrap(),
-                serde_json::to_string(&sdk).unwrap(),
-                "{name:?}"
-            );
-        }
+        let mut host = Echo(Vec::new());
+        node(&mut host, name).unwrap();
+        let sdk = GetResourceRequest {
+            api_version: "v1".into(),
+            kind: "Node".into(),
+            name: name.into(),
+            namespace: None,
+            disable_cache: false,
+            field_masks: masks(&["metadata.labels"]),
+        };
+        assert_eq!(
+            String::from_utf8(host.0).unwrap(),
+            serde_json::to_string(&sdk).unwrap()
+        );
     }
 
     #[test]
@@ -351,25 +366,67 @@ mod tests {
     }
 
     #[test]
-    fn list_payload_and_selector() {
+    fn sibling_selector_leaves_the_template_hash_out() {
         let labels = LabelSet(vec![
             ("pod-template-hash".into(), "abc".into()),
+            ("tier".into(), "front".into()),
             ("app".into(), "web".into()),
         ]);
-        let selector = sibling_selector(&labels);
-        assert_eq!(selector, "app=web,pod-template-hash=abc");
+        assert_eq!(
+            sibling_selector(&labels, None).as_deref(),
+            Some("app=web,tier=front")
+        );
+        let only_hash = LabelSet(vec![("pod-template-hash".into(), "abc".into())]);
+        assert_eq!(sibling_selector(&only_hash, None), None);
+        assert_eq!(sibling_selector(&LabelSet::default(), None), None);
+        // siblingLabels: only the keys named, the ones the pod carries.
+        let keys = ["tier".to_string(), "app".to_string(), "team".to_string()];
+        assert_eq!(
+            sibling_selector(&labels, Some(&keys)).as_deref(),
+            Some("app=web,tier=front")
+        );
+        let keys = ["team".to_string()];
+        assert_eq!(sibling_selector(&labels, Some(&keys)), None);
+        // Named explicitly, the hash is used as any other key.
+        let keys = ["pod-template-hash".to_string()];
+        assert_eq!(
+            sibling_selector(&labels, Some(&keys)).as_deref(),
+            Some("pod-template-hash=abc")
+        );
+    }
+
+    fn list_req(selector: Option<&str>) -> serde_json::Value {
+        json!({"api_version":"v1","kind":"Pod","namespace":"ns","label_selector":selector,"field_selector":null,
+               "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]})
+    }
+
+    #[test]
+    fn list_payload_and_selector() {
         let mut host = FakeHost::default().expect(
             "list_resources_by_namespace",
-            json!({"api_version":"v1","kind":"Pod","namespace":"ns","label_selector":"app=web,pod-template-hash=abc","field_selector":null,
-                   "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}),
+            list_req(Some("app=web")),
             Ok(json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[{"metadata":{"name":"a"}},{"metadata":{"name":"b"}}]})),
         );
-        let answer = list_pods(&mut host, "ns", &selector).unwrap();
+        let answer = list_pods(&mut host, "ns", Some("app=web")).unwrap();
         let mut names = Vec::new();
         answer
             .each_pod(true, |p| names.push(p.metadata.name.as_str().to_string()))
             .unwrap();
         assert_eq!(names, ["a", "b"]);
+        host.done();
+    }
+
+    #[test]
+    fn list_without_selector_names_the_namespace() {
+        let mut host = FakeHost::default().expect(
+            "list_resources_by_namespace",
+            list_req(None),
+            Err("pods is forbidden".into()),
+        );
+        assert_eq!(
+            list_pods(&mut host, "ns", None).err().unwrap().to_string(),
+            "cannot read pods in namespace \"ns\" (no label selector): pods is forbidden"
+        );
         host.done();
     }
 }

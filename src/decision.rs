@@ -23,8 +23,10 @@ pub struct Annotate {
     /// The rule that matched (`rules[i]` when it has no name), or
     /// `defaultDeletionCost`; `None` when neither applies.
     pub rule: Option<String>,
+    /// That rule's (or the default's) cost, a part of `cost`.
     pub class_cost: Option<i32>,
     pub zone: Option<String>,
+    /// The zone's cost from `zones.deletionCosts`, a part of `cost`.
     pub zone_cost: Option<i32>,
     /// Set only when balancing applies; the zone is then written too.
     pub rank: Option<u32>,
@@ -208,6 +210,7 @@ mod tests {
     use super::*;
     use crate::objects::{Controller, LabelSet, OwnerReference, PodMeta, PodSpec, PodStatus};
     use crate::settings;
+    use rstest::rstest;
     use serde_json::json;
 
     fn settings(v: serde_json::Value) -> Settings {
@@ -272,8 +275,15 @@ mod tests {
         );
     }
 
-    #[test]
-    fn first_matching_rule_wins_then_default() {
+    #[rstest]
+    #[case::first_rule_unnamed(&[("tier", "b")], 5, "rules[0]")]
+    #[case::second_rule_named(&[("tier", "c")], 7, "any-tier")]
+    #[case::no_rule_then_default(&[], -3, "defaultDeletionCost")]
+    fn first_matching_rule_wins_then_default(
+        #[case] node: &[(&str, &str)],
+        #[case] cost: i32,
+        #[case] rule: &str,
+    ) {
         let s = settings(json!({
             "rules": [
                 {"nodeSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}, "deletionCost": 5},
@@ -281,15 +291,9 @@ mod tests {
             ],
             "defaultDeletionCost": -3
         }));
-        let a = annotate(decide(&s, &labels(&[("tier", "b")]), None, None));
-        assert_eq!((a.cost, a.rule.as_deref()), (5, Some("rules[0]")));
-        let a = annotate(decide(&s, &labels(&[("tier", "c")]), None, None));
-        assert_eq!((a.cost, a.rule.as_deref()), (7, Some("any-tier")));
-        let a = annotate(decide(&s, &labels(&[]), None, None));
-        assert_eq!(
-            (a.cost, a.rule.as_deref()),
-            (-3, Some("defaultDeletionCost"))
-        );
+        let a = annotate(decide(&s, &labels(node), None, None));
+        assert_eq!((a.cost, a.rule.as_deref()), (cost, Some(rule)));
+        assert_eq!(a.class_cost, Some(cost));
     }
 
     #[test]
@@ -361,26 +365,32 @@ mod tests {
         assert_eq!(annotate(decide(&s, &node, Some(&p), None)).cost, 1);
     }
 
-    #[test]
-    fn rank_takes_lowest_free_slot() {
-        assert_eq!(rank_in_zone(&[]), 0);
-        assert_eq!(rank_in_zone(&[Some(0), Some(1)]), 2);
-        assert_eq!(rank_in_zone(&[Some(0), Some(2)]), 1);
-        // Unranked siblings fill free slots after the held ones.
-        assert_eq!(rank_in_zone(&[None, Some(0)]), 2);
-        assert_eq!(rank_in_zone(&[Some(1), None]), 2);
-        assert_eq!(rank_in_zone(&[Some(3), None, None]), 2);
-        // Duplicated ranks (two pods bound at once) hold one slot.
-        assert_eq!(rank_in_zone(&[Some(0), Some(0)]), 1);
+    #[rstest]
+    #[case::alone(&[], 0)]
+    #[case::after_held_ranks(&[Some(0), Some(1)], 2)]
+    #[case::a_gap(&[Some(0), Some(2)], 1)]
+    // Unranked siblings fill free slots after the held ones.
+    #[case::unranked_before_held(&[None, Some(0)], 2)]
+    #[case::unranked_after_held(&[Some(1), None], 2)]
+    #[case::unranked_fill_the_gaps(&[Some(3), None, None], 2)]
+    // Duplicated ranks (two pods bound at once) hold one slot.
+    #[case::duplicated_rank(&[Some(0), Some(0)], 1)]
+    fn rank_takes_lowest_free_slot(#[case] siblings: &[Option<u32>], #[case] rank: u32) {
+        assert_eq!(rank_in_zone(siblings), rank);
     }
 
-    #[test]
-    fn rank_annotations_must_be_canonical() {
-        assert_eq!(parse_rank("0"), Some(0));
-        assert_eq!(parse_rank("12"), Some(12));
-        for bad in ["", "-1", "+1", "01", "1.0", "x", "99999999999"] {
-            assert_eq!(parse_rank(bad), None, "{bad}");
-        }
+    #[rstest]
+    #[case::zero("0", Some(0))]
+    #[case::plain("12", Some(12))]
+    #[case::empty("", None)]
+    #[case::negative("-1", None)]
+    #[case::plus_sign("+1", None)]
+    #[case::leading_zero("01", None)]
+    #[case::decimal("1.0", None)]
+    #[case::word("x", None)]
+    #[case::beyond_u32("99999999999", None)]
+    fn rank_annotations_must_be_canonical(#[case] written: &str, #[case] rank: Option<u32>) {
+        assert_eq!(parse_rank(written), rank);
     }
 
     #[test]

@@ -215,13 +215,22 @@ impl Context {
     }
 }
 
+/// The cost and its parts, so that an administrator reading the audit
+/// annotations sees how it was reached: rule cost + zone cost - rank,
+/// held within int32.
 fn explain(a: &Annotate) -> Vec<(&'static str, String)> {
     let mut out = vec![("deletion-cost", a.cost.to_string())];
     if let Some(rule) = &a.rule {
         out.push(("rule", rule.clone()));
     }
+    if let Some(cost) = a.class_cost {
+        out.push(("rule-cost", cost.to_string()));
+    }
     if let Some(zone) = &a.zone {
         out.push(("zone", zone.clone()));
+    }
+    if let Some(cost) = a.zone_cost {
+        out.push(("zone-cost", cost.to_string()));
     }
     if let Some(rank) = a.rank {
         out.push(("rank", rank.to_string()));
@@ -278,8 +287,12 @@ fn zone_ranks(
     target_zone: &str,
     host: &mut dyn Host,
 ) -> Result<(Vec<Option<u32>>, usize), LookupError> {
-    let selector = cluster::sibling_selector(&pod.metadata.labels);
-    let answer = cluster::list_pods(host, &binding.namespace, &selector)?;
+    let keys = settings
+        .zones
+        .as_ref()
+        .and_then(|z| z.sibling_labels.as_deref());
+    let selector = cluster::sibling_selector(&pod.metadata.labels, keys);
+    let answer = cluster::list_pods(host, &binding.namespace, selector.as_deref())?;
     // Only what the ranking needs is kept of each sibling, as it is parsed;
     // sibling labels are read only when placeholders are told by them.
     let mut siblings: Vec<Sibling> = Vec::new();
@@ -359,7 +372,10 @@ fn failure(settings: &Settings, problem: String) -> Response {
 }
 
 /// A debug line for policy-server's log, in the shape the SDK's logger
-/// sends, without pulling the logging framework into the module.
+/// sends, without pulling the logging framework into the module. The
+/// line's `file`/`line`/`column` are those of the caller, so each line
+/// names the outcome that sent it, as the SDK's logging macros do.
+#[track_caller]
 fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, String)]) {
     // Written by hand: building a JSON map for one line cost more than the
     // rest of a typical evaluation.
@@ -376,12 +392,14 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
         line.push(b':');
         crate::json::push_str(&mut line, v);
     }
+    let caller = std::panic::Location::caller();
+    line.extend_from_slice(br#","file":"#);
+    crate::json::push_str(&mut line, caller.file());
     line.extend_from_slice(
         format!(
-            r#","file":"{}","line":{},"column":{}}}"#,
-            file!(),
-            line!(),
-            column!()
+            r#","line":{},"column":{}}}"#,
+            caller.line(),
+            caller.column()
         )
         .as_bytes(),
     );
@@ -392,6 +410,7 @@ fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, S
 mod tests {
     use super::*;
     use crate::cluster::fake::FakeHost;
+    use rstest::rstest;
     use serde_json::json;
 
     fn node_req(name: &str) -> Value {
@@ -456,11 +475,40 @@ mod tests {
         assert_eq!(resp.mutated(), Some(expected));
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["rule"], "hybrid");
+        assert_eq!(audit["rule-cost"], "1");
+        assert_eq!(audit.get("zone-cost"), None);
         assert_eq!(audit["deletion-cost"], "1");
         assert_eq!(audit["node"], "mi-1");
         assert_eq!(host.logs.len(), 1);
         assert_eq!(host.logs[0]["level"], "debug");
         assert_eq!(host.logs[0]["deletion-cost"], "1");
+    }
+
+    /// Each debug line names the place that sent it, not the helper that
+    /// formats it: the annotated and the unchanged outcome point at their
+    /// own `log(...)` call in this file.
+    #[test]
+    fn log_lines_point_at_their_caller() {
+        let source: Vec<&str> = include_str!("evaluate.rs").lines().collect();
+        let sent_from = |labels: Value| {
+            let host = FakeHost::default().expect("get_resource", node_req("n1"), Ok(node(labels)));
+            let (_, host) = run(&payload(binding_object("web-1", "n1"), json!({})), host);
+            assert_eq!(host.logs.len(), 1);
+            let log = &host.logs[0];
+            assert_eq!(log["file"], file!());
+            let line = log["line"].as_u64().expect("a line number") as usize;
+            let column = log["column"].as_u64().expect("a column number") as usize;
+            let text = source[line - 1];
+            assert_eq!(
+                text.get(column - 1..).map(|t| t.starts_with("log(host")),
+                Some(true),
+                "line {line} column {column} is not a log call: {text:?}"
+            );
+            line
+        };
+        let annotated = sent_from(json!({"eks.amazonaws.com/compute-type": "hybrid"}));
+        let unchanged = sent_from(json!({"eks.amazonaws.com/compute-type": "ec2"}));
+        assert_ne!(annotated, unchanged);
     }
 
     #[test]
@@ -611,7 +659,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(list),
             )
             .expect(
@@ -639,6 +687,105 @@ mod tests {
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["siblings"], "4");
         assert_eq!(audit["rank"], "2");
+        // The cost's parts: no rule, zone i costs 10, rank 2 (10 - 2 = 8).
+        assert_eq!(audit["zone-cost"], "10");
+        assert_eq!(audit.get("rule"), None);
+        assert_eq!(audit.get("rule-cost"), None);
+    }
+
+    #[test]
+    fn rollout_list_keeps_only_the_pods_own_replicaset() {
+        // Mid-rollout the selector without pod-template-hash also lists the
+        // previous ReplicaSet's pods: they hold ranks of their own.
+        let me = rs_pod("web-new", "", json!(null));
+        let mut old_a = rs_pod(
+            "web-old-a",
+            "n-i-1",
+            json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"}),
+        );
+        let mut old_b = rs_pod(
+            "web-old-b",
+            "n-i-1",
+            json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "1"}),
+        );
+        for old in [&mut old_a, &mut old_b] {
+            old["metadata"]["labels"]["pod-template-hash"] = json!("old");
+            old["metadata"]["ownerReferences"][0]["uid"] = json!("rs-0");
+            old["metadata"]["ownerReferences"][0]["name"] = json!("web-old");
+        }
+        let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[
+            old_a,
+            rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
+            old_b,
+        ]});
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web"),
+                Ok(list),
+            );
+        let (resp, _) = run(
+            &payload(binding_object("web-new", "n-i-1"), ack_settings()),
+            host,
+        );
+        let mutated = resp.mutated().unwrap();
+        assert_eq!(mutated["metadata"]["annotations"][RANK_ANNOTATION], "1");
+        assert_eq!(resp.audit_annotations.unwrap()["siblings"], "1");
+    }
+
+    #[test]
+    fn sibling_labels_choose_the_selector() {
+        let mut me = rs_pod("web-new", "", json!(null));
+        me["metadata"]["labels"] =
+            json!({"app":"web","team":"shop","track":"stable","pod-template-hash":"abc"});
+        let mut settings = ack_settings();
+        settings["zones"]["siblingLabels"] = json!(["track", "app", "release"]);
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me.clone()))
+            .expect(
+                "list_resources_by_namespace",
+                list_req("shop", "app=web,track=stable"),
+                Ok(json!({"items": []})),
+            );
+        let (resp, _) = run(&payload(binding_object("web-new", "n-i-1"), settings), host);
+        assert_eq!(
+            resp.mutated().unwrap()["metadata"]["annotations"][RANK_ANNOTATION],
+            "0"
+        );
+
+        // None of the keys on the pod: the whole namespace is listed.
+        let mut settings = ack_settings();
+        settings["zones"]["siblingLabels"] = json!(["release"]);
+        let mut list = list_req("shop", "");
+        list["label_selector"] = Value::Null;
+        let host = FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
+            .expect(
+                "list_resources_by_namespace",
+                list,
+                Ok(json!({"items": [rs_pod("web-a", "n-i-1", json!(null))]})),
+            );
+        let (resp, _) = run(&payload(binding_object("web-new", "n-i-1"), settings), host);
+        assert_eq!(
+            resp.mutated().unwrap()["metadata"]["annotations"][RANK_ANNOTATION],
+            "1"
+        );
     }
 
     #[test]
@@ -727,13 +874,13 @@ mod tests {
         let host = FakeHost::default()
             .expect("get_resource", node_req("n-i-1"), Ok(node(json!({"available_zone":"i"}))))
             .expect("get_resource", pod_req("shop", "web-1"), Ok(me.clone()))
-            .expect("list_resources_by_namespace", list_req("shop", "app=web,pod-template-hash=abc"),
+            .expect("list_resources_by_namespace", list_req("shop", "app=web"),
                     Err("pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot list resource \"pods\"".into()));
         let (resp, _) = run(
             &payload(binding_object("web-1", "n-i-1"), ack_settings()),
             host,
         );
-        assert!(resp.warnings.unwrap()[0].contains("cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": pods is forbidden"));
+        assert!(resp.warnings.unwrap()[0].contains("cannot read pods in namespace \"shop\" with label selector \"app=web\": pods is forbidden"));
 
         let list = json!({"items":[rs_pod("web-2", "gone", json!(null))]});
         let mut s = ack_settings();
@@ -747,7 +894,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(list),
             )
             .expect(
@@ -767,52 +914,56 @@ mod tests {
 
     const ADMITTED: &str = "; the binding is admitted without a deletion cost";
 
-    #[test]
-    fn response_is_the_sdk_shape() {
-        use kubewarden_policy_sdk::response::ValidationResponse;
-        let audit: BTreeMap<String, String> = [("node", "n\"1"), ("decision", "annotated")]
+    fn node_and_decision() -> BTreeMap<String, String> {
+        [("node", "n\"1"), ("decision", "annotated")]
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .into();
-        let cases = [
-            Response::accept(),
-            Response::accept()
-                .warn("a \"quoted\"\nwarning".into())
-                .warn("ünï".into()),
-            Response {
-                accepted: false,
-                message: Some("no\tway".into()),
-                code: Some(400),
-                ..Default::default()
-            },
-            Response {
-                mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
-                audit_annotations: Some(audit.clone()),
-                ..Response::accept()
-            },
-            Response {
-                audit_annotations: Some(BTreeMap::new()),
-                warnings: Some(Vec::new()),
-                ..Response::accept()
-            },
-        ];
-        for resp in cases {
-            let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
-            let sdk = ValidationResponse {
-                accepted: resp.accepted,
-                message: resp.message.clone(),
-                code: resp.code,
-                mutated_object: resp.mutated(),
-                audit_annotations: resp
-                    .audit_annotations
-                    .clone()
-                    .map(|m| m.into_iter().collect()),
-                warnings: resp.warnings.clone(),
-            };
-            assert_eq!(ours, serde_json::to_value(&sdk).unwrap(), "{resp:?}");
-        }
-        // Field order as the SDK writes it, annotations sorted.
+            .into()
+    }
+
+    #[rstest]
+    #[case::accepted(Response::accept())]
+    #[case::warnings_to_escape(
+        Response::accept()
+            .warn("a \"quoted\"\nwarning".into())
+            .warn("ünï".into())
+    )]
+    #[case::rejected(Response {
+        accepted: false,
+        message: Some("no\tway".into()),
+        code: Some(400),
+        ..Default::default()
+    })]
+    #[case::mutated_with_audit_annotations(Response {
+        mutated_object: Some(r#"{"kind": "Binding", "metadata": {"name": "p"}}"#.into()),
+        audit_annotations: Some(node_and_decision()),
+        ..Response::accept()
+    })]
+    #[case::empty_annotations_and_warnings(Response {
+        audit_annotations: Some(BTreeMap::new()),
+        warnings: Some(Vec::new()),
+        ..Response::accept()
+    })]
+    fn response_is_the_sdk_shape(#[case] resp: Response) {
+        use kubewarden_policy_sdk::response::ValidationResponse;
+        let ours: Value = serde_json::from_slice(&resp.to_json()).unwrap();
+        let sdk = ValidationResponse {
+            accepted: resp.accepted,
+            message: resp.message.clone(),
+            code: resp.code,
+            mutated_object: resp.mutated(),
+            audit_annotations: resp
+                .audit_annotations
+                .clone()
+                .map(|m| m.into_iter().collect()),
+            warnings: resp.warnings.clone(),
+        };
+        assert_eq!(ours, serde_json::to_value(&sdk).unwrap());
+    }
+
+    #[test]
+    fn response_fields_in_the_sdk_order_annotations_sorted() {
         let resp = Response {
-            audit_annotations: Some(audit),
+            audit_annotations: Some(node_and_decision()),
             ..Response::accept()
         };
         assert_eq!(
@@ -1068,7 +1219,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(list),
             );
         let (resp, _) = run(
@@ -1095,7 +1246,7 @@ mod tests {
             .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
             .expect(
                 "list_resources_by_namespace",
-                list_req("shop", "app=web,pod-template-hash=abc"),
+                list_req("shop", "app=web"),
                 Ok(json!({"items": {"web-2": {}}})),
             );
         let mut settings = ack_settings();
@@ -1103,7 +1254,7 @@ mod tests {
         let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), settings), host);
         assert_eq!(
             rejected(resp),
-            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web,pod-template-hash=abc\": malformed answer from the cluster: items: expected a list, found a map; the binding is rejected (onLookupError: reject)"
+            "pod-deletion-cost: cannot read pods in namespace \"shop\" with label selector \"app=web\": malformed answer from the cluster: items: expected a list, found a map; the binding is rejected (onLookupError: reject)"
         );
     }
 }

@@ -212,6 +212,7 @@ pub fn validate_label_value(value: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
         pairs
@@ -235,108 +236,112 @@ mod tests {
         assert!(sel.matches(&labels(&[("a", "b")])));
     }
 
-    #[test]
-    fn match_labels_need_every_pair() {
+    #[rstest]
+    #[case::every_pair_and_more(&[("a", "1"), ("b", "2"), ("c", "3")], true)]
+    #[case::one_pair_missing(&[("a", "1")], false)]
+    #[case::one_value_differs(&[("a", "1"), ("b", "3")], false)]
+    fn match_labels_need_every_pair(#[case] node: &[(&str, &str)], #[case] matches: bool) {
         let sel = LabelSelector {
             match_labels: labels(&[("a", "1"), ("b", "2")]),
             ..Default::default()
         };
-        assert!(sel.matches(&labels(&[("a", "1"), ("b", "2"), ("c", "3")])));
-        assert!(!sel.matches(&labels(&[("a", "1")])));
-        assert!(!sel.matches(&labels(&[("a", "1"), ("b", "3")])));
+        assert_eq!(sel.matches(&labels(node)), matches);
     }
 
-    #[test]
-    fn operators() {
+    #[rstest]
+    #[case::in_listed("zone", "In", &["i", "k"], true)]
+    #[case::in_not_listed("zone", "In", &["h"], false)]
+    #[case::in_missing_key("missing", "In", &["h"], false)]
+    #[case::not_in_not_listed("zone", "NotIn", &["h"], true)]
+    #[case::not_in_listed("zone", "NotIn", &["i"], false)]
+    // NotIn is satisfied by a missing key, as in Kubernetes.
+    #[case::not_in_missing_key("missing", "NotIn", &["i"], true)]
+    #[case::exists("tier", "Exists", &[], true)]
+    #[case::exists_missing_key("missing", "Exists", &[], false)]
+    #[case::does_not_exist_missing_key("missing", "DoesNotExist", &[], true)]
+    #[case::does_not_exist_present("tier", "DoesNotExist", &[], false)]
+    #[case::unknown_operator("tier", "Bogus", &[], false)]
+    fn operators(
+        #[case] key: &str,
+        #[case] op: &str,
+        #[case] values: &[&str],
+        #[case] matches: bool,
+    ) {
         let l = labels(&[("zone", "i"), ("tier", "web")]);
-        let one = |r| LabelSelector {
-            match_expressions: vec![r],
+        let sel = LabelSelector {
+            match_expressions: vec![req(key, op, values)],
             ..Default::default()
         };
-        assert!(one(req("zone", "In", &["i", "k"])).matches(&l));
-        assert!(!one(req("zone", "In", &["h"])).matches(&l));
-        assert!(!one(req("missing", "In", &["h"])).matches(&l));
-        assert!(one(req("zone", "NotIn", &["h"])).matches(&l));
-        assert!(!one(req("zone", "NotIn", &["i"])).matches(&l));
-        // NotIn is satisfied by a missing key, as in Kubernetes.
-        assert!(one(req("missing", "NotIn", &["i"])).matches(&l));
-        assert!(one(req("tier", "Exists", &[])).matches(&l));
-        assert!(!one(req("missing", "Exists", &[])).matches(&l));
-        assert!(one(req("missing", "DoesNotExist", &[])).matches(&l));
-        assert!(!one(req("tier", "DoesNotExist", &[])).matches(&l));
-        assert!(!one(req("tier", "Bogus", &[])).matches(&l));
+        assert_eq!(sel.matches(&l), matches);
     }
 
-    #[test]
-    fn label_keys() {
-        assert!(validate_label_key("eks.amazonaws.com/compute-type").is_ok());
-        assert!(validate_label_key("available_zone").is_ok());
-        assert!(validate_label_key("a").is_ok());
-        assert_eq!(
-            validate_label_key("Upper.Case/x").unwrap_err(),
-            "prefix part must be a lowercase RFC 1123 subdomain: lowercase alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"
-        );
-        assert_eq!(
-            validate_label_key("example.com/").unwrap_err(),
-            "name part must not be empty"
-        );
-        assert_eq!(
-            validate_label_key(&"a".repeat(64)).unwrap_err(),
-            "name part must be no more than 63 characters, got 64"
-        );
-        assert_eq!(
-            validate_label_key("-bad").unwrap_err(),
-            format!("name part {NAME_CHARS}")
-        );
-        assert!(validate_label_key(&format!("{}/x", "a".repeat(254))).is_err());
-        assert!(validate_label_key("a/b/c").is_err());
+    #[rstest]
+    #[case::prefixed("eks.amazonaws.com/compute-type")]
+    #[case::underscore("available_zone")]
+    #[case::one_letter("a")]
+    fn label_keys_accepted(#[case] key: &str) {
+        assert_eq!(validate_label_key(key), Ok(()));
     }
 
-    #[test]
-    fn label_values() {
-        assert!(validate_label_value("").is_ok());
-        assert!(validate_label_value("hybrid").is_ok());
-        assert!(validate_label_value("v1.2_3-x").is_ok());
-        assert_eq!(validate_label_value("a b").unwrap_err(), NAME_CHARS);
-        assert_eq!(
-            validate_label_value(&"a".repeat(64)).unwrap_err(),
-            "must be no more than 63 characters, got 64"
-        );
+    #[rstest]
+    #[case::upper_case_prefix(
+        "Upper.Case/x",
+        "prefix part must be a lowercase RFC 1123 subdomain: lowercase alphanumeric characters, '-' or '.', starting and ending with an alphanumeric character"
+    )]
+    #[case::empty_name("example.com/", "name part must not be empty")]
+    #[case::name_too_long(&"a".repeat(64), "name part must be no more than 63 characters, got 64")]
+    #[case::leading_dash("-bad", &format!("name part {NAME_CHARS}"))]
+    fn label_keys_refused(#[case] key: &str, #[case] message: &str) {
+        assert_eq!(validate_label_key(key).unwrap_err(), message);
     }
 
-    #[test]
-    fn selector_validation_names_the_path() {
-        let sel = LabelSelector {
-            match_expressions: vec![req("a", "Exists", &[]), req("b", "Inn", &["x"])],
+    #[rstest]
+    #[case::prefix_too_long(&format!("{}/x", "a".repeat(254)))]
+    #[case::two_slashes("a/b/c")]
+    fn label_keys_refused_whatever_the_message(#[case] key: &str) {
+        assert!(validate_label_key(key).is_err());
+    }
+
+    #[rstest]
+    #[case::empty("")]
+    #[case::word("hybrid")]
+    #[case::dots_underscores_dashes("v1.2_3-x")]
+    fn label_values_accepted(#[case] value: &str) {
+        assert_eq!(validate_label_value(value), Ok(()));
+    }
+
+    #[rstest]
+    #[case::space("a b", NAME_CHARS)]
+    #[case::too_long(&"a".repeat(64), "must be no more than 63 characters, got 64")]
+    fn label_values_refused(#[case] value: &str, #[case] message: &str) {
+        assert_eq!(validate_label_value(value).unwrap_err(), message);
+    }
+
+    fn expressions(requirements: Vec<Requirement>) -> LabelSelector {
+        LabelSelector {
+            match_expressions: requirements,
             ..Default::default()
-        };
-        assert_eq!(
-            sel.validate("rules[1].nodeSelector").unwrap_err(),
-            "rules[1].nodeSelector.matchExpressions[1].operator: \"Inn\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
-        );
-        let sel = LabelSelector {
-            match_expressions: vec![req("a", "In", &[])],
-            ..Default::default()
-        };
-        assert_eq!(
-            sel.validate("p").unwrap_err(),
-            "p.matchExpressions[0].values: must be non-empty when operator is In"
-        );
-        let sel = LabelSelector {
-            match_expressions: vec![req("a", "DoesNotExist", &["x"])],
-            ..Default::default()
-        };
-        assert_eq!(
-            sel.validate("p").unwrap_err(),
-            "p.matchExpressions[0].values: must be empty when operator is DoesNotExist"
-        );
-        let sel = LabelSelector {
-            match_labels: labels(&[("ok", "bad value")]),
-            ..Default::default()
-        };
-        assert_eq!(
-            sel.validate("p").unwrap_err(),
-            format!("p.matchLabels[\"ok\"]: invalid label value \"bad value\": {NAME_CHARS}")
-        );
+        }
+    }
+
+    #[rstest]
+    #[case::unknown_operator(
+        expressions(vec![req("a", "Exists", &[]), req("b", "Inn", &["x"])]),
+        "rules[1].nodeSelector.matchExpressions[1].operator: \"Inn\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
+    )]
+    #[case::in_without_values(
+        expressions(vec![req("a", "In", &[])]),
+        "rules[1].nodeSelector.matchExpressions[0].values: must be non-empty when operator is In"
+    )]
+    #[case::does_not_exist_with_values(
+        expressions(vec![req("a", "DoesNotExist", &["x"])]),
+        "rules[1].nodeSelector.matchExpressions[0].values: must be empty when operator is DoesNotExist"
+    )]
+    #[case::bad_label_value(
+        LabelSelector { match_labels: labels(&[("ok", "bad value")]), ..Default::default() },
+        &format!("rules[1].nodeSelector.matchLabels[\"ok\"]: invalid label value \"bad value\": {NAME_CHARS}")
+    )]
+    fn selector_validation_names_the_path(#[case] sel: LabelSelector, #[case] message: &str) {
+        assert_eq!(sel.validate("rules[1].nodeSelector").unwrap_err(), message);
     }
 }

@@ -33,6 +33,9 @@ pub struct Zones {
     pub topology_key: String,
     pub deletion_costs: BTreeMap<String, i32>,
     pub balance: bool,
+    /// The label keys whose values select the sibling list; `None`: every
+    /// label of the pod but `pod-template-hash`.
+    pub sibling_labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -130,6 +133,7 @@ struct RawZones {
     deletion_costs: BTreeMap<String, serde_json::Number>,
     #[serde(default)]
     balance: bool,
+    sibling_labels: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -225,6 +229,25 @@ fn int32(n: &serde_json::Number, path: &str) -> Result<i32, String> {
         })
 }
 
+/// `zones.siblingLabels`: an empty list would list every pod of the
+/// namespace for each binding, which no administrator means by it.
+fn validate_sibling_labels(keys: &[String]) -> Result<(), String> {
+    if keys.is_empty() {
+        return Err("zones.siblingLabels: must not be empty when given (leave it out to select siblings by all the pod's labels but pod-template-hash)".into());
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, key) in keys.iter().enumerate() {
+        let here = format!("zones.siblingLabels[{i}]");
+        validate_label_key(key).map_err(|e| format!("{here}: invalid label key {key:?}: {e}"))?;
+        if let Some(first) = seen.insert(key, i) {
+            return Err(format!(
+                "{here}: duplicate label key {key:?} (already zones.siblingLabels[{first}])"
+            ));
+        }
+    }
+    Ok(())
+}
+
 impl RawSettings {
     fn validate(self) -> Result<Settings, String> {
         let rules = match self.rules {
@@ -285,10 +308,15 @@ impl RawSettings {
                         .map_err(|e| format!("{here}: invalid zone (a label value): {e}"))?;
                     deletion_costs.insert(zone.clone(), int32(n, &here)?);
                 }
+                let sibling_labels = z
+                    .sibling_labels
+                    .map(|keys| validate_sibling_labels(&keys).map(|()| keys))
+                    .transpose()?;
                 Ok(Zones {
                     topology_key,
                     deletion_costs,
                     balance: z.balance,
+                    sibling_labels,
                 })
             })
             .transpose()?;
@@ -335,6 +363,7 @@ impl RawSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
     use serde_json::json;
 
     fn parse_value(v: serde_json::Value) -> Result<Settings, String> {
@@ -345,19 +374,19 @@ mod tests {
         parse_value(v).unwrap_err()
     }
 
-    #[test]
-    fn no_settings_is_the_eks_default() {
-        for empty in [json!(null), json!({})] {
-            let s = parse_value(empty).unwrap();
-            assert_eq!(s, Settings::default());
-            assert_eq!(s.rules.len(), 1);
-            assert_eq!(s.rules[0].deletion_cost, 1);
-            assert_eq!(
-                s.rules[0].node_selector.match_labels.get(EKS_COMPUTE_TYPE),
-                Some(&"hybrid".to_string())
-            );
-            assert!(!s.needs_pod());
-        }
+    #[rstest]
+    #[case::null(json!(null))]
+    #[case::empty_map(json!({}))]
+    fn no_settings_is_the_eks_default(#[case] empty: serde_json::Value) {
+        let s = parse_value(empty).unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.rules.len(), 1);
+        assert_eq!(s.rules[0].deletion_cost, 1);
+        assert_eq!(
+            s.rules[0].node_selector.match_labels.get(EKS_COMPUTE_TYPE),
+            Some(&"hybrid".to_string())
+        );
+        assert!(!s.needs_pod());
     }
 
     #[test]
@@ -412,7 +441,7 @@ mod tests {
         );
         assert_eq!(
             err(json!({"zones": {"balanced": true}})),
-            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`"
+            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`, `siblingLabels`"
         );
     }
 
@@ -451,19 +480,16 @@ mod tests {
         );
     }
 
-    #[test]
-    fn not_a_map() {
-        for bad in [&b"[]"[..], b"1", b"\"x\"", b"", b"  true"] {
-            assert_eq!(
-                parse(bad).unwrap_err(),
-                "settings: must be a map of settings (or null)"
-            );
-        }
-        assert_eq!(parse(b"{} x").unwrap_err(), "settings: trailing characters");
-        assert_eq!(
-            parse(b"nul").unwrap_err(),
-            "settings: EOF while parsing a value"
-        );
+    #[rstest]
+    #[case::array(b"[]", "settings: must be a map of settings (or null)")]
+    #[case::number(b"1", "settings: must be a map of settings (or null)")]
+    #[case::string(b"\"x\"", "settings: must be a map of settings (or null)")]
+    #[case::nothing(b"", "settings: must be a map of settings (or null)")]
+    #[case::boolean(b"  true", "settings: must be a map of settings (or null)")]
+    #[case::trailing_characters(b"{} x", "settings: trailing characters")]
+    #[case::truncated_null(b"nul", "settings: EOF while parsing a value")]
+    fn not_a_map(#[case] raw: &[u8], #[case] message: &str) {
+        assert_eq!(parse(raw).unwrap_err(), message);
     }
 
     #[test]
@@ -549,6 +575,40 @@ mod tests {
                 json!({"rules": [{"nodeSelector": {"matchExpressions": [{"key": "a", "operator": "In", "values": ["ok", "-no"]}]}, "deletionCost": 1}]})
             ),
             "rules[0].nodeSelector.matchExpressions[0].values[1]: invalid label value \"-no\": must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+    }
+
+    #[test]
+    fn sibling_labels_are_checked() {
+        let s = parse_value(json!({"zones": {"balance": true, "siblingLabels": ["app", "app.kubernetes.io/instance"]}})).unwrap();
+        assert_eq!(
+            s.zones.unwrap().sibling_labels,
+            Some(vec![
+                "app".to_string(),
+                "app.kubernetes.io/instance".to_string()
+            ])
+        );
+        let s = parse_value(json!({"zones": {"balance": true, "siblingLabels": null}})).unwrap();
+        assert_eq!(s.zones.unwrap().sibling_labels, None);
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": []}})),
+            "zones.siblingLabels: must not be empty when given (leave it out to select siblings by all the pod's labels but pod-template-hash)"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": ["app", "bad key!"]}})),
+            "zones.siblingLabels[1]: invalid label key \"bad key!\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": ["app", "tier", "app"]}})),
+            "zones.siblingLabels[2]: duplicate label key \"app\" (already zones.siblingLabels[0])"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": "app"}})),
+            "zones.siblingLabels: invalid type: string \"app\", expected a sequence"
+        );
+        assert_eq!(
+            err(json!({"zones": {"siblingLabels": ["app", 3]}})),
+            "zones.siblingLabels[1]: invalid type: integer `3`, expected a string"
         );
     }
 
@@ -640,31 +700,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn bad_input_array_for_a_map() {
-        // Found by the settings fuzz target: serde took these as structs.
-        let cases = [
-            (json!({"rules": [["y", [], 2]]}), "rules[0]"),
-            (
-                json!({"rules": [{"nodeSelector": [], "deletionCost": 1}]}),
-                "rules[0].nodeSelector",
-            ),
-            (
-                json!({"rules": [{"nodeSelector": {"matchExpressions": [["a", "Exists", []]]}, "deletionCost": 1}]}),
-                "rules[0].nodeSelector.matchExpressions[0]",
-            ),
-            (json!({"zones": []}), "zones"),
-            (json!({"placeholders": [["hold"]]}), "placeholders"),
-            (
-                json!({"placeholders": {"podSelector": [{"app": "x"}]}}),
-                "placeholders.podSelector",
-            ),
-        ];
-        for (settings, path) in cases {
-            assert_eq!(
-                err(settings),
-                format!("{path}: invalid type: sequence, expected a map")
-            );
-        }
+    // Found by the settings fuzz target: serde took these as structs.
+    #[rstest]
+    #[case::rule_as_an_array(json!({"rules": [["y", [], 2]]}), "rules[0]")]
+    #[case::node_selector_as_an_array(
+        json!({"rules": [{"nodeSelector": [], "deletionCost": 1}]}),
+        "rules[0].nodeSelector"
+    )]
+    #[case::expression_as_an_array(
+        json!({"rules": [{"nodeSelector": {"matchExpressions": [["a", "Exists", []]]}, "deletionCost": 1}]}),
+        "rules[0].nodeSelector.matchExpressions[0]"
+    )]
+    #[case::zones_as_an_array(json!({"zones": []}), "zones")]
+    #[case::placeholders_as_an_array(json!({"placeholders": [["hold"]]}), "placeholders")]
+    #[case::pod_selector_as_an_array(
+        json!({"placeholders": {"podSelector": [{"app": "x"}]}}),
+        "placeholders.podSelector"
+    )]
+    fn bad_input_array_for_a_map(#[case] settings: serde_json::Value, #[case] path: &str) {
+        assert_eq!(
+            err(settings),
+            format!("{path}: invalid type: sequence, expected a map")
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! What ships besides the module: metadata, Artifact Hub package, UI
 //! questions, example manifests, and the module's size.
 
+use rstest::rstest;
 use serde_yaml::Value as Yaml;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -69,69 +70,68 @@ fn versions_agree() {
     }
 }
 
-#[test]
-fn metadata_matches_the_contract() {
+/// The value at a path of a YAML document (`["rules", "0", "apiGroups"]`).
+fn at<'a>(doc: &'a Yaml, path: &[&str]) -> &'a Yaml {
+    path.iter()
+        .fold(doc, |v, part| match part.parse::<usize>() {
+            Ok(i) => &v[i],
+            Err(_) => &v[*part],
+        })
+}
+
+/// Fields of the packaging files that the contract fixes, each with the
+/// YAML it must hold.
+#[rstest]
+#[case::rule_api_groups("metadata.yml", &["rules", "0", "apiGroups"], "['']")]
+#[case::rule_api_versions("metadata.yml", &["rules", "0", "apiVersions"], "[v1]")]
+#[case::rule_resources("metadata.yml", &["rules", "0", "resources"], "[pods/binding]")]
+#[case::rule_operations("metadata.yml", &["rules", "0", "operations"], "[CREATE]")]
+#[case::mutating("metadata.yml", &["mutating"], "true")]
+#[case::no_background_audit("metadata.yml", &["backgroundAudit"], "false")]
+#[case::execution_mode("metadata.yml", &["executionMode"], "kubewarden-wapc")]
+#[case::context_aware_resources(
+    "metadata.yml",
+    &["contextAwareResources"],
+    "[{apiVersion: v1, kind: Node}, {apiVersion: v1, kind: Pod}]"
+)]
+#[case::host_capabilities(
+    "metadata.yml",
+    &["hostCapabilities"],
+    "[kubernetes/get_resource, kubernetes/list_resources_by_namespace]"
+)]
+#[case::license("metadata.yml", &["annotations", "io.kubewarden.policy.license"], "Apache-2.0")]
+#[case::hub_resources("metadata.yml", &["annotations", "io.artifacthub.resources"], "Binding")]
+#[case::hub_license("artifacthub-pkg.yml", &["license"], "Apache-2.0")]
+#[case::hub_mutation("artifacthub-pkg.yml", &["annotations", "kubewarden/mutation"], "'true'")]
+#[case::hub_kubewarden_resources(
+    "artifacthub-pkg.yml",
+    &["annotations", "kubewarden/resources"],
+    "Binding"
+)]
+fn packaging_matches_the_contract(#[case] file: &str, #[case] path: &[&str], #[case] want: &str) {
+    let want: Yaml = serde_yaml::from_str(want).unwrap();
+    assert_eq!(at(&yaml(file), path), &want);
+}
+
+#[rstest]
+#[case::title("io.kubewarden.policy.title")]
+#[case::description("io.kubewarden.policy.description")]
+#[case::source("io.kubewarden.policy.source")]
+#[case::display_name("io.artifacthub.displayName")]
+#[case::keywords("io.artifacthub.keywords")]
+fn metadata_annotation_is_set(#[case] key: &str) {
     let m = yaml("metadata.yml");
-    let rule = &m["rules"][0];
-    assert_eq!(
-        rule["apiGroups"],
-        serde_yaml::from_str::<Yaml>("['']").unwrap()
+    assert!(
+        m["annotations"][key]
+            .as_str()
+            .is_some_and(|v| !v.is_empty()),
+        "metadata.yml lacks {key}"
     );
-    assert_eq!(
-        rule["apiVersions"],
-        serde_yaml::from_str::<Yaml>("[v1]").unwrap()
-    );
-    assert_eq!(
-        rule["resources"],
-        serde_yaml::from_str::<Yaml>("[pods/binding]").unwrap()
-    );
-    assert_eq!(
-        rule["operations"],
-        serde_yaml::from_str::<Yaml>("[CREATE]").unwrap()
-    );
-    assert_eq!(m["mutating"], Yaml::Bool(true));
-    assert_eq!(m["backgroundAudit"], Yaml::Bool(false));
-    assert_eq!(m["executionMode"].as_str(), Some("kubewarden-wapc"));
-    assert_eq!(
-        m["contextAwareResources"],
-        serde_yaml::from_str::<Yaml>("[{apiVersion: v1, kind: Node}, {apiVersion: v1, kind: Pod}]")
-            .unwrap()
-    );
-    assert_eq!(
-        m["hostCapabilities"],
-        serde_yaml::from_str::<Yaml>(
-            "[kubernetes/get_resource, kubernetes/list_resources_by_namespace]"
-        )
-        .unwrap()
-    );
-    let a = &m["annotations"];
-    assert_eq!(
-        a["io.kubewarden.policy.license"].as_str(),
-        Some("Apache-2.0")
-    );
-    assert_eq!(a["io.artifacthub.resources"].as_str(), Some("Binding"));
-    for key in [
-        "io.kubewarden.policy.title",
-        "io.kubewarden.policy.description",
-        "io.kubewarden.policy.source",
-        "io.artifacthub.displayName",
-        "io.artifacthub.keywords",
-    ] {
-        assert!(
-            a[key].as_str().is_some_and(|v| !v.is_empty()),
-            "metadata.yml lacks {key}"
-        );
-    }
+}
+
+#[test]
+fn artifacthub_inlines_the_questions() {
     let hub = yaml("artifacthub-pkg.yml");
-    assert_eq!(hub["license"].as_str(), Some("Apache-2.0"));
-    assert_eq!(
-        hub["annotations"]["kubewarden/mutation"].as_str(),
-        Some("true")
-    );
-    assert_eq!(
-        hub["annotations"]["kubewarden/resources"].as_str(),
-        Some("Binding")
-    );
     assert_eq!(
         hub["annotations"]["kubewarden/questions-ui"]
             .as_str()
@@ -206,6 +206,7 @@ fn every_setting_is_in_the_ui_and_the_readme() {
         "topologyKey",
         "deletionCosts",
         "balance",
+        "siblingLabels",
         "placeholders",
         "priorityClassNames",
         "podSelector",
@@ -416,7 +417,7 @@ fn example_settings_pass_the_policys_own_validation() {
     assert_eq!(
         answer.message.as_deref(),
         Some(
-            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`"
+            "zones.balanced: unknown field `balanced`, expected one of `topologyKey`, `deletionCosts`, `balance`, `siblingLabels`"
         )
     );
 }

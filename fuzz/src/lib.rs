@@ -1,8 +1,10 @@
 //! Fuzz harnesses, kept in a library so that `tests/regressions.rs` can
 //! replay saved inputs on the stable toolchain without libFuzzer.
 //!
-//! Both harnesses panic on a broken invariant: libFuzzer records a panic
-//! as a crash, the same as a panic inside the policy.
+//! The harnesses panic on a broken invariant: libFuzzer records a panic
+//! as a crash, the same as a panic inside the code under test.
+
+pub mod simulator;
 
 use arbitrary::{Result, Unstructured};
 use pod_deletion_cost_policy::evaluate::{self, Response};
@@ -80,6 +82,16 @@ fn check_settings(s: &Settings, doc: &Value) {
             assert!(!zone.is_empty(), "an empty zone name was accepted");
             validate_label_value(zone).expect("an invalid zone name was accepted");
             same_int(*cost, &doc["zones"]["deletionCosts"][zone]);
+        }
+        if let Some(keys) = &z.sibling_labels {
+            assert!(!keys.is_empty(), "an empty siblingLabels was accepted");
+            for (i, key) in keys.iter().enumerate() {
+                validate_label_key(key).expect("an invalid siblingLabels key was accepted");
+                assert!(
+                    !keys[..i].contains(key),
+                    "a repeated siblingLabels key was accepted"
+                );
+            }
         }
     }
     if let Some(p) = &s.placeholders {
@@ -541,6 +553,14 @@ fn settings_doc(u: &mut Unstructured) -> Result<Value> {
         })?;
         maybe(u, &mut z, "balance", |u| {
             Ok(Value::Bool(u.ratio(3u8, 4u8)?))
+        })?;
+        maybe(u, &mut z, "siblingLabels", |u| {
+            let n = u.int_in_range(0..=3)?;
+            Ok(Value::Array(
+                (0..n)
+                    .map(|_| word(u).map(Value::String))
+                    .collect::<Result<_>>()?,
+            ))
         })?;
         Ok(Value::Object(z))
     })?;

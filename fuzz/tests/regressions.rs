@@ -42,6 +42,30 @@ fn evaluate_inputs() {
     assert!(n > 0, "no evaluate inputs found");
 }
 
+#[test]
+fn snapshot_inputs() {
+    let n = replay(
+        "regressions/snapshot",
+        pod_deletion_cost_policy_fuzz::simulator::snapshot,
+    ) + replay(
+        "seeds/snapshot",
+        pod_deletion_cost_policy_fuzz::simulator::snapshot,
+    );
+    assert!(n > 0, "no snapshot inputs found");
+}
+
+#[test]
+fn policy_config_inputs() {
+    let n = replay(
+        "regressions/policy_config",
+        pod_deletion_cost_policy_fuzz::simulator::policy_config,
+    ) + replay(
+        "seeds/policy_config",
+        pod_deletion_cost_policy_fuzz::simulator::policy_config,
+    );
+    assert!(n > 0, "no policy_config inputs found");
+}
+
 /// What a corpus exercises, for the figures in README.md:
 /// `cargo test --test regressions -- --ignored --nocapture`.
 #[test]

@@ -175,7 +175,7 @@ fn balance(n: usize, previous: usize) -> Result<Scenario> {
     let host = Canned::default()
         .with(node_req(&target), node)
         .with(json!({"api_version":"v1","kind":"Pod","name":"web-6d9c7b8f5d-new","namespace":"shop","disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]}), me)
-        .with(json!({"api_version":"v1","kind":"Pod","namespace":"shop","label_selector":"app=web,pod-template-hash=6d9c7b8f5d","field_selector":null,
+        .with(json!({"api_version":"v1","kind":"Pod","namespace":"shop","label_selector":"app=web","field_selector":null,
                      "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}), list);
     let name = if previous == 0 {
         format!("6. zone balance, {n} siblings")

@@ -7,6 +7,7 @@
 
 pub mod snapshot;
 
+use pod_deletion_cost_policy::cluster::TEMPLATE_HASH_LABEL;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -219,6 +220,42 @@ const LIST_MASKS: &[&str] = &[
     "status.phase",
 ];
 
+/// What policy-server keys a reflector by: one per distinct value, created
+/// at the first list call with it and never released.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ListKey {
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub label_selector: Option<String>,
+    pub field_selector: Option<String>,
+    pub field_masks: Vec<String>,
+}
+
+impl ListKey {
+    fn of(req: &Value) -> ListKey {
+        let s = |k: &str| req.get(k).and_then(Value::as_str).map(String::from);
+        let mut field_masks: Vec<String> = req
+            .get("field_masks")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        field_masks.sort();
+        ListKey {
+            api_version: s("api_version").unwrap_or_default(),
+            kind: s("kind").unwrap_or_default(),
+            namespace: s("namespace").unwrap_or_default(),
+            label_selector: s("label_selector"),
+            field_selector: s("field_selector"),
+            field_masks,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     pub nodes: Vec<Node>,
@@ -231,6 +268,10 @@ pub struct Cluster {
     pub missing_nodes: BTreeSet<String>,
     /// Operations that answer with an RBAC error.
     pub forbidden: BTreeSet<String>,
+    /// Every distinct list the policy asked for, keyed as policy-server
+    /// keys its watch-backed caches (reflectors): each one is a WATCH that
+    /// policy-server keeps open until it restarts.
+    pub list_keys: BTreeSet<ListKey>,
     /// The controller's "now" (same clock as `Pod::created`). When set,
     /// ready and creation times compare by their logarithmic age bucket, as
     /// with the LogarithmicScaleDown feature (on by default since 1.22);
@@ -307,6 +348,9 @@ impl Cluster {
         let request: Value = serde_json::from_slice(payload)
             .map_err(|e| format!("host call payload is not JSON: {e}"))?;
         let response = self.answer_checked(operation, &request);
+        if operation == "list_resources_by_namespace" && response.is_ok() {
+            self.list_keys.insert(ListKey::of(&request));
+        }
         let response = match response {
             Ok(v) => Ok(v.to_string()),
             Err(e) => Err(e),
@@ -381,7 +425,15 @@ impl Cluster {
                 )?;
                 expect(masks == LIST_MASKS, "field_masks")?;
                 let ns = s("namespace");
-                let selector = parse_selector(s("label_selector"))?;
+                let selector = match req.get("label_selector") {
+                    Some(Value::Null) => Vec::new(),
+                    Some(Value::String(sel)) if !sel.is_empty() => parse_selector(sel)?,
+                    _ => {
+                        return Err(format!(
+                            "unexpected host call payload (label_selector): {req}"
+                        ));
+                    }
+                };
                 let items: Vec<Value> = self
                     .pods
                     .iter()
@@ -467,12 +519,39 @@ impl Cluster {
             .collect()
     }
 
+    /// The active pods of every ReplicaSet of the Deployment that owns
+    /// `rs_uid` (just the ReplicaSet's own when no Deployment owns it): the
+    /// controller's "related pods" (`getIndirectlyRelatedPods`).
+    pub fn related_pods(&self, rs_uid: &str) -> Vec<&Pod> {
+        let owned = |p: &Pod| p.owner.as_ref().is_some_and(|o| o.uid == rs_uid);
+        let Some(deployment) = self
+            .pods
+            .iter()
+            .find(|p| owned(p))
+            .and_then(|p| deployment_of(p).map(|d| (p.namespace.clone(), d.to_string())))
+        else {
+            return self.active_pods(rs_uid);
+        };
+        self.pods
+            .iter()
+            .filter(|p| {
+                p.namespace == deployment.0
+                    && deployment_of(p) == Some(deployment.1.as_str())
+                    && !p.deleting
+                    && p.phase != "Succeeded"
+                    && p.phase != "Failed"
+            })
+            .collect()
+    }
+
     /// The ReplicaSet controller's deletion order for `rs_uid`: the pods it
-    /// would delete first come first.
+    /// would delete first come first. "More replicas on the same node"
+    /// counts the related pods, so during a rollout the other ReplicaSets'
+    /// pods weigh on a node too.
     pub fn deletion_order(&self, rs_uid: &str) -> Vec<&Pod> {
         let pods = self.active_pods(rs_uid);
         let mut per_node: BTreeMap<&str, usize> = BTreeMap::new();
-        for p in &pods {
+        for p in self.related_pods(rs_uid) {
             if let Some(n) = p.node_name.as_deref() {
                 *per_node.entry(n).or_default() += 1;
             }
@@ -519,10 +598,21 @@ impl Cluster {
     }
 }
 
+/// The Deployment that owns a pod's ReplicaSet, by the Deployment
+/// controller's naming: the ReplicaSet is `<deployment>-<pod-template-hash>`
+/// and its pods carry that hash. A snapshot of pods has no ReplicaSet
+/// objects, so this is what tells the ReplicaSets of one Deployment apart.
+pub fn deployment_of(p: &Pod) -> Option<&str> {
+    let owner = p.owner.as_ref().filter(|o| o.kind == "ReplicaSet")?;
+    let hash = p.labels.get(TEMPLATE_HASH_LABEL)?;
+    owner
+        .name
+        .strip_suffix(hash.as_str())?
+        .strip_suffix('-')
+        .filter(|d| !d.is_empty())
+}
+
 fn parse_selector(s: &str) -> Result<Vec<(String, String)>, String> {
-    if s.is_empty() {
-        return Ok(Vec::new());
-    }
     s.split(',')
         .map(|kv| {
             kv.split_once('=')
@@ -754,6 +844,76 @@ mod tests {
             "nodes \"zz\" not found"
         );
         assert_eq!(c.take_exchanges().len(), 3);
+    }
+
+    #[test]
+    fn lists_are_counted_by_their_cache_key() {
+        let mut c = cluster();
+        let a = c.create_rs_pod(
+            "ns",
+            "web-abc",
+            &[("app", "web"), ("pod-template-hash", "abc")],
+        );
+        c.complete_bind("ns", &a, "n1", None);
+        let list = |selector: &str| {
+            format!(
+                r#"{{"api_version":"v1","kind":"Pod","namespace":"ns","label_selector":{selector},"field_selector":null,"field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}}"#
+            )
+        };
+        let items = |c: &mut Cluster, selector: &str| -> usize {
+            let v: Value = serde_json::from_slice(
+                &c.answer("list_resources_by_namespace", list(selector).as_bytes())
+                    .unwrap(),
+            )
+            .unwrap();
+            v["items"].as_array().unwrap().len()
+        };
+        assert_eq!(items(&mut c, r#""app=web""#), 1);
+        assert_eq!(items(&mut c, r#""app=web""#), 1);
+        assert_eq!(items(&mut c, r#""app=db""#), 0);
+        // No label left on the pod: the whole namespace, one more key.
+        assert_eq!(items(&mut c, "null"), 1);
+        assert_eq!(c.list_keys.len(), 3);
+        assert!(c.list_keys.iter().any(|k| k.label_selector.is_none()));
+        // An empty selector string is not what the policy sends.
+        let err = c
+            .answer("list_resources_by_namespace", list(r#""""#).as_bytes())
+            .unwrap_err();
+        assert!(err.contains("label_selector"), "{err}");
+        assert_eq!(c.list_keys.len(), 3);
+    }
+
+    #[test]
+    fn related_pods_span_the_deployments_replicasets() {
+        let mut c = cluster();
+        let old = c.create_rs_pod(
+            "ns",
+            "web-old1",
+            &[("app", "web"), ("pod-template-hash", "old1")],
+        );
+        let new = c.create_rs_pod(
+            "ns",
+            "web-new1",
+            &[("app", "web"), ("pod-template-hash", "new1")],
+        );
+        let other = c.create_rs_pod(
+            "ns",
+            "api-new1",
+            &[("app", "api"), ("pod-template-hash", "new1")],
+        );
+        let bare = c.create_rs_pod("ns", "bare", &[("app", "bare")]);
+        for p in [&old, &new, &other, &bare] {
+            c.complete_bind("ns", p, "n1", None);
+        }
+        let names =
+            |pods: Vec<&Pod>| -> Vec<String> { pods.iter().map(|p| p.name.clone()).collect() };
+        assert_eq!(deployment_of(c.pod("ns", &old).unwrap()), Some("web"));
+        assert_eq!(deployment_of(c.pod("ns", &bare).unwrap()), None);
+        assert_eq!(
+            names(c.related_pods("uid-rs-web-new1")),
+            [old.clone(), new.clone()]
+        );
+        assert_eq!(names(c.related_pods("uid-rs-bare")), [bare]);
     }
 
     #[test]

@@ -146,8 +146,9 @@ impl Snapshot {
     }
 
     /// The same node or pod twice (a file given twice, overlapping exports)
-    /// would make the replay ambiguous.
-    fn check(&self) -> Result<(), String> {
+    /// would make the replay ambiguous. `load` checks once every file is
+    /// added.
+    pub fn check(&self) -> Result<(), String> {
         let mut nodes = BTreeSet::new();
         for n in &self.nodes {
             if !nodes.insert(n.name.as_str()) {
@@ -426,27 +427,38 @@ pub fn parse_timestamp(s: &str) -> Result<u64, String> {
     {
         return Err(bad());
     }
-    let mut rest = &s[19..];
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
+    // After the seconds only ASCII is valid: read bytes, so that no
+    // character can be split by an offset.
+    let mut rest = b.get(19..).unwrap_or_default();
+    if let Some(frac) = rest.strip_prefix(b".") {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
         if digits == 0 {
             return Err(bad());
         }
-        rest = &frac[digits..];
+        rest = frac.get(digits..).unwrap_or_default();
     }
     let offset = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && matches!(&rest[..1], "+" | "-") && &rest[3..4] == ":" => {
-            let h: i64 = rest[1..3].parse().map_err(|_| bad())?;
-            let m: i64 = rest[4..6].parse().map_err(|_| bad())?;
+        b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let (Some(h), Some(m)) = (two_digits(*h1, *h2), two_digits(*m1, *m2)) else {
+                return Err(bad());
+            };
+            if h > 23 || m > 59 {
+                return Err(bad());
+            }
             let o = h * 3600 + m * 60;
-            if rest.starts_with('-') { -o } else { o }
+            if *sign == b'-' { -o } else { o }
         }
         _ => return Err(bad()),
     };
     let secs =
         days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
     u64::try_from(secs).map_err(|_| format!("{s:?} is before 1970"))
+}
+
+fn two_digits(tens: u8, units: u8) -> Option<i64> {
+    (tens.is_ascii_digit() && units.is_ascii_digit())
+        .then(|| i64::from(tens - b'0') * 10 + i64::from(units - b'0'))
 }
 
 /// `secs` since the epoch as the API server writes times.
@@ -496,27 +508,48 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
-    #[test]
-    fn timestamps_round_trip() {
-        for s in [
-            "1970-01-01T00:00:00Z",
-            "2026-11-20T08:15:02Z",
-            "2000-02-29T23:59:59Z",
-        ] {
-            assert_eq!(format_timestamp(parse_timestamp(s).unwrap()), s);
-        }
+    #[rstest]
+    #[case::epoch("1970-01-01T00:00:00Z")]
+    #[case::api_server_form("2026-11-20T08:15:02Z")]
+    #[case::leap_day("2000-02-29T23:59:59Z")]
+    fn timestamps_round_trip(#[case] written: &str) {
+        assert_eq!(format_timestamp(parse_timestamp(written).unwrap()), written);
+    }
+
+    #[rstest]
+    #[case::fraction("2026-11-20T08:15:02.123456Z")]
+    #[case::positive_offset("2026-11-20T09:15:02+01:00")]
+    #[case::negative_offset("2026-11-20T07:45:02-00:30")]
+    #[case::lower_case("2026-11-20t08:15:02z")]
+    fn other_forms_of_the_same_time(#[case] written: &str) {
         assert_eq!(
-            parse_timestamp("2026-11-20T08:15:02.123456Z").unwrap(),
-            parse_timestamp("2026-11-20T08:15:02Z").unwrap()
+            parse_timestamp(written),
+            parse_timestamp("2026-11-20T08:15:02Z")
         );
-        assert_eq!(
-            parse_timestamp("2026-11-20T09:15:02+01:00").unwrap(),
-            parse_timestamp("2026-11-20T08:15:02Z").unwrap()
-        );
-        assert_eq!(
-            parse_timestamp("yesterday").unwrap_err(),
-            "\"yesterday\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z"
+    }
+
+    /// Each is refused with a message naming it, never a panic: offsets
+    /// into the text must not split a character.
+    #[rstest]
+    #[case::a_word("yesterday")]
+    #[case::non_ascii_after_seconds("2026-11-30T12:00:00é1234")]
+    #[case::non_ascii_offset_sign("2026-11-30T12:00:00é01:00")]
+    #[case::non_ascii_in_offset("2026-11-30T12:00:00+0é:0")]
+    #[case::non_ascii_after_fraction("2026-11-30T12:00:00.5é")]
+    #[case::non_ascii_in_seconds("2026-11-30T12:00:0é0Z")]
+    #[case::signed_offset_hours("2026-11-30T12:00:00+-1:00")]
+    #[case::offset_out_of_range("2026-11-30T12:00:00+24:00")]
+    #[case::empty_fraction("2026-11-30T12:00:00.Z")]
+    #[case::no_zone("2026-11-30T12:00:00")]
+    #[case::month_13("2026-13-30T12:00:00Z")]
+    #[case::before_1970("1969-12-31T23:59:59Z")]
+    fn bad_timestamps_are_refused(#[case] written: &str) {
+        let message = parse_timestamp(written).unwrap_err();
+        assert!(
+            message.starts_with(&format!("{written:?} is ")),
+            "{message}"
         );
     }
 
@@ -560,45 +593,53 @@ mod tests {
         assert_eq!(s.nodes[0].name, "n1");
     }
 
+    #[rstest]
+    #[case::label_not_a_string(
+        r#"{"kind":"List","items":[{"kind":"Node","metadata":{"name":"n1","labels":{"zone":3}}}]}"#,
+        "cluster.json: items[0] (Node n1): metadata.labels.zone: expected a string, found 3"
+    )]
+    #[case::bad_condition_time(
+        r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-02T00:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True","lastTransitionTime":"soon"}]}}]}"#,
+        "cluster.json: items[0] (Pod ns/p): status.conditions[0].lastTransitionTime: \"soon\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z"
+    )]
+    #[case::non_ascii_in_a_time(
+        r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-30T12:00:00é1234"}}]}"#,
+        "cluster.json: items[0] (Pod ns/p): metadata.creationTimestamp: \"2026-11-30T12:00:00é1234\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z"
+    )]
+    #[case::non_ascii_in_a_node_time(
+        r#"{"kind":"Node","metadata":{"name":"n1","creationTimestamp":"2026-11-30T12:00:00+0é:0"}}"#,
+        "cluster.json (Node n1): metadata.creationTimestamp: \"2026-11-30T12:00:00+0é:0\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z"
+    )]
+    #[case::missing_namespace(
+        r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","creationTimestamp":"2026-11-02T00:00:00Z"}}]}"#,
+        "cluster.json: items[0] (Pod /p): metadata.namespace: missing"
+    )]
+    #[case::item_without_kind(
+        r#"{"kind":"List","items":[{"metadata":{"name":"p"}}]}"#,
+        "cluster.json: items[0]: no \"kind\" (kubectl writes one on every item of a List)"
+    )]
+    #[case::not_a_list_kind(
+        r#"{"kind":"Deployment"}"#,
+        "cluster.json: kind \"Deployment\": expected a List (kubectl get nodes,pods -A -o json), a NodeList, a PodList, a Node or a Pod"
+    )]
+    #[case::items_not_a_list(
+        r#"{"kind":"List","items":{}}"#,
+        "cluster.json: items: expected a list, found an object"
+    )]
+    #[case::priority_beyond_int32(
+        r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-02T00:00:00Z"},"spec":{"priority":3000000000}}]}"#,
+        "cluster.json: items[0] (Pod ns/p): spec.priority: 3000000000 is not an int32"
+    )]
+    #[case::node_twice(
+        r#"{"kind":"List","items":[{"kind":"Node","metadata":{"name":"n"}},{"kind":"Node","metadata":{"name":"n"}}]}"#,
+        "node n appears more than once in the snapshot"
+    )]
+    fn errors_name_the_file_item_and_field(#[case] text: &str, #[case] want: &str) {
+        assert_eq!(add(text).unwrap_err(), want);
+    }
+
     #[test]
-    fn errors_name_the_file_item_and_field() {
-        let cases = [
-            (
-                r#"{"kind":"List","items":[{"kind":"Node","metadata":{"name":"n1","labels":{"zone":3}}}]}"#,
-                "cluster.json: items[0] (Node n1): metadata.labels.zone: expected a string, found 3",
-            ),
-            (
-                r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-02T00:00:00Z"},"status":{"conditions":[{"type":"Ready","status":"True","lastTransitionTime":"soon"}]}}]}"#,
-                "cluster.json: items[0] (Pod ns/p): status.conditions[0].lastTransitionTime: \"soon\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z",
-            ),
-            (
-                r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","creationTimestamp":"2026-11-02T00:00:00Z"}}]}"#,
-                "cluster.json: items[0] (Pod /p): metadata.namespace: missing",
-            ),
-            (
-                r#"{"kind":"List","items":[{"metadata":{"name":"p"}}]}"#,
-                "cluster.json: items[0]: no \"kind\" (kubectl writes one on every item of a List)",
-            ),
-            (
-                r#"{"kind":"Deployment"}"#,
-                "cluster.json: kind \"Deployment\": expected a List (kubectl get nodes,pods -A -o json), a NodeList, a PodList, a Node or a Pod",
-            ),
-            (
-                r#"{"kind":"List","items":{}}"#,
-                "cluster.json: items: expected a list, found an object",
-            ),
-            (
-                r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-02T00:00:00Z"},"spec":{"priority":3000000000}}]}"#,
-                "cluster.json: items[0] (Pod ns/p): spec.priority: 3000000000 is not an int32",
-            ),
-            (
-                r#"{"kind":"List","items":[{"kind":"Node","metadata":{"name":"n"}},{"kind":"Node","metadata":{"name":"n"}}]}"#,
-                "node n appears more than once in the snapshot",
-            ),
-        ];
-        for (text, want) in cases {
-            assert_eq!(add(text).unwrap_err(), want, "{text}");
-        }
+    fn truncated_json_is_named() {
         assert!(
             add("{\"kind\": ")
                 .unwrap_err()

@@ -16,7 +16,6 @@ use wasm_host::Policy;
 
 pub use pod_deletion_cost_policy::settings::DEFAULT_TOPOLOGY_KEY;
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
-const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
 /// The policy's settings and, when they come from a policy manifest, which
 /// bindings the API server would send to it.
@@ -861,12 +860,10 @@ fn replica_sets(
         if ordered.is_empty() {
             continue;
         }
-        let hashes: BTreeSet<Option<&String>> = ordered
-            .iter()
-            .map(|p| p.labels.get(TEMPLATE_HASH_LABEL))
-            .collect();
-        let deployment = match hashes.into_iter().collect::<Vec<_>>().as_slice() {
-            [Some(h)] => name.strip_suffix(&format!("-{h}")).map(String::from),
+        let deployments: BTreeSet<Option<&str>> =
+            ordered.iter().map(|p| sim::deployment_of(p)).collect();
+        let deployment = match deployments.into_iter().collect::<Vec<_>>().as_slice() {
+            [Some(d)] => Some(d.to_string()),
             _ => None,
         };
         let pods = ordered
@@ -1228,12 +1225,19 @@ spec:
             "shop/web=-1".parse::<ScaleTarget>().unwrap_err(),
             "--scale \"shop/web=-1\": \"-1\" is not a replica count (0 or more)"
         );
-        for bad in ["web=3", "/web=3", "shop/=3", "shop/web", "a/b/c=1"] {
-            assert!(
-                bad.parse::<ScaleTarget>()
-                    .unwrap_err()
-                    .contains("expected <namespace>/")
-            );
-        }
+    }
+
+    #[rstest::rstest]
+    #[case::no_namespace("web=3")]
+    #[case::empty_namespace("/web=3")]
+    #[case::empty_name("shop/=3")]
+    #[case::no_replicas("shop/web")]
+    #[case::two_slashes("a/b/c=1")]
+    fn scale_targets_refused(#[case] bad: &str) {
+        assert!(
+            bad.parse::<ScaleTarget>()
+                .unwrap_err()
+                .starts_with(&format!("--scale {bad:?}: expected <namespace>/"))
+        );
     }
 }

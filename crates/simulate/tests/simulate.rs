@@ -3,6 +3,7 @@
 //! same bindings are evaluated from kwctl replay sessions.
 
 use e2e_tests::cases::{self, Case};
+use rstest::rstest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -358,32 +359,35 @@ fn ack_table_prints_each_decision() {
 /// the same answer when evaluated alone from its kwctl replay session (the
 /// form `e2e.bats` runs under the real kwctl), and the patch it expects
 /// carries the cost the report predicts.
-#[test]
-fn predictions_replay_as_kwctl_sessions() {
+#[rstest]
+#[case::eks("eks-hybrid-bursting.yaml", eks(&[]))]
+#[case::ack("ack-zones-placeholders.yaml", ack(&[]))]
+fn predictions_replay_as_kwctl_sessions(
+    #[case] example_policy: &str,
+    #[case] snapshot: Vec<String>,
+) {
     let policy = Policy::load(&cases::default_wasm()).unwrap();
-    let tmp = std::env::temp_dir().join(format!("simulate-export-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    for (name, settings, args) in [
-        ("eks", example("eks-hybrid-bursting.yaml"), eks(&[])),
-        ("ack", example("ack-zones-placeholders.yaml"), ack(&[])),
-    ] {
-        let dir = tmp.join(name);
-        let dir_s = dir.display().to_string();
-        let mut all = vec!["--settings", &settings, "--export-cases", &dir_s];
-        all.extend(refs(&args));
-        let report = json(&all);
-        let exported = cases::load_all(&dir).unwrap();
-        assert_eq!(
-            exported.len() as u64,
-            report["snapshot"]["evaluated"].as_u64().unwrap()
-        );
-        for case in &exported {
-            let failures = case.run(&policy).unwrap();
-            assert!(failures.is_empty(), "{}: {failures:?}", case.name);
-            check_cost_matches(case, &report);
-        }
+    let settings = example(example_policy);
+    let dir = std::env::temp_dir().join(format!(
+        "simulate-export-{}-{example_policy}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_s = dir.display().to_string();
+    let mut all = vec!["--settings", &settings, "--export-cases", &dir_s];
+    all.extend(refs(&snapshot));
+    let report = json(&all);
+    let exported = cases::load_all(&dir).unwrap();
+    assert_eq!(
+        exported.len() as u64,
+        report["snapshot"]["evaluated"].as_u64().unwrap()
+    );
+    for case in &exported {
+        let failures = case.run(&policy).unwrap();
+        assert!(failures.is_empty(), "{}: {failures:?}", case.name);
+        check_cost_matches(case, &report);
     }
-    let _ = std::fs::remove_dir_all(&tmp);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn check_cost_matches(case: &Case, report: &Value) {
@@ -411,78 +415,101 @@ fn check_cost_matches(case: &Case, report: &Value) {
     assert_eq!(patched, want, "{}", case.name);
 }
 
-#[test]
-fn bad_inputs_name_the_file_and_field() {
+/// What `simulate` must print on standard error.
+enum Says {
+    Exactly(&'static str),
+    StartsWith(&'static str),
+}
+
+/// A bad input: `file`, under a temporary directory, is written with
+/// `text` (when given); `FILE` in the arguments and the message stands for
+/// its path, `EKS` for the bundled EKS snapshot.
+#[rstest]
+#[case::snapshot_field_of_the_wrong_type(
+    "bad.json",
+    Some(r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"zone":7}}}]}"#),
+    &["FILE"],
+    1,
+    Says::Exactly("error: FILE: items[0] (Node n1): metadata.labels.zone: expected a string, found 7")
+)]
+#[case::snapshot_time_with_a_non_ascii_character(
+    "bad-time.json",
+    Some(r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-30T12:00:00é1234"}}]}"#),
+    &["FILE"],
+    1,
+    Says::Exactly("error: FILE: items[0] (Pod ns/p): metadata.creationTimestamp: \"2026-11-30T12:00:00é1234\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z")
+)]
+#[case::cost_beyond_int32(
+    "settings.yml",
+    Some("rules:\n  - nodeSelector: {matchLabels: {a: b}}\n    deletionCost: 99999999999\n"),
+    &["--settings", "FILE", "EKS"],
+    1,
+    Says::StartsWith("error: FILE: the policy refuses these settings: rules[0].deletionCost")
+)]
+#[case::two_policies_in_one_file(
+    "two.yaml",
+    Some("apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: a}\nspec: {}\n---\napiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: b}\nspec: {}\n"),
+    &["--settings", "FILE", "EKS"],
+    1,
+    Says::Exactly("error: FILE: 2 Kubewarden policies (a, b); keep the one to simulate")
+)]
+#[case::scale_target_without_pods(
+    "",
+    None,
+    &["--scale", "shop/nope=2", "--now", NOW, "EKS"],
+    1,
+    Says::Exactly("error: --scale shop/nope: no ReplicaSet or Deployment of that name has pods; ReplicaSets with pods in shop: web-7d9f8c6b5d (Deployment web)")
+)]
+#[case::scale_without_namespace(
+    "",
+    None,
+    &["--scale", "web=2", "x.json"],
+    2,
+    Says::StartsWith("error: --scale \"web=2\": expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3\nusage: simulate")
+)]
+#[case::no_snapshot(
+    "",
+    None,
+    &[],
+    2,
+    Says::StartsWith("error: no snapshot file given\nusage:")
+)]
+#[case::snapshot_missing("missing.json", None, &["FILE"], 1, Says::StartsWith("error: FILE: cannot read: "))]
+fn bad_inputs_name_the_file_and_field(
+    #[case] file: &str,
+    #[case] text: Option<&str>,
+    #[case] args: &[&str],
+    #[case] code: i32,
+    #[case] says: Says,
+) {
     let tmp = std::env::temp_dir().join(format!("simulate-bad-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
-    let write = |name: &str, text: &str| -> String {
-        let p = tmp.join(name);
-        std::fs::write(&p, text).unwrap();
-        p.display().to_string()
-    };
-    let bad_snapshot = write(
-        "bad.json",
-        r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"zone":7}}}]}"#,
-    );
-    let r = simulate(&[&bad_snapshot]);
-    assert_eq!(r.code, 1);
-    assert_eq!(
-        r.stderr.trim(),
-        format!(
-            "error: {bad_snapshot}: items[0] (Node n1): metadata.labels.zone: expected a string, found 7"
-        )
-    );
-
-    let bad_settings = write(
-        "settings.yml",
-        "rules:\n  - nodeSelector: {matchLabels: {a: b}}\n    deletionCost: 99999999999\n",
-    );
-    let r = simulate(&refs(&eks(&["--settings", &bad_settings])));
-    assert_eq!(r.code, 1);
-    assert!(
-        r.stderr.starts_with(&format!(
-            "error: {bad_settings}: the policy refuses these settings: rules[0].deletionCost"
-        )),
-        "{}",
-        r.stderr
-    );
-
-    let two = write(
-        "two.yaml",
-        "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: a}\nspec: {}\n---\napiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: b}\nspec: {}\n",
-    );
-    let r = simulate(&refs(&eks(&["--settings", &two])));
-    assert_eq!(
-        r.stderr.trim(),
-        format!("error: {two}: 2 Kubewarden policies (a, b); keep the one to simulate")
-    );
-
-    let r = simulate(&refs(&eks(&["--scale", "shop/nope=2", "--now", NOW])));
-    assert_eq!(
-        r.stderr.trim(),
-        "error: --scale shop/nope: no ReplicaSet or Deployment of that name has pods; ReplicaSets with pods in shop: web-7d9f8c6b5d (Deployment web)"
-    );
-
-    let r = simulate(&["--scale", "web=2", "x.json"]);
-    assert_eq!(r.code, 2);
-    assert!(r.stderr.starts_with(
-        "error: --scale \"web=2\": expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3\nusage: simulate"
-    ));
-    let r = simulate(&[]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr
-            .starts_with("error: no snapshot file given\nusage:")
-    );
-    let missing = tmp.join("missing.json").display().to_string();
-    let r = simulate(&[&missing]);
-    assert!(
-        r.stderr
-            .starts_with(&format!("error: {missing}: cannot read: ")),
-        "{}",
-        r.stderr
-    );
-    std::fs::remove_dir_all(&tmp).ok();
+    let path = tmp.join(file).display().to_string();
+    if let Some(text) = text {
+        std::fs::write(&path, text).unwrap();
+    }
+    let eks = snap("eks-hybrid/cluster.json");
+    let args: Vec<&str> = args
+        .iter()
+        .map(|a| match *a {
+            "FILE" => path.as_str(),
+            "EKS" => eks.as_str(),
+            other => other,
+        })
+        .collect();
+    let r = simulate(&args);
+    if text.is_some() {
+        std::fs::remove_file(&path).ok();
+    }
+    assert_eq!(r.code, code, "{}", r.stderr);
+    match says {
+        Says::Exactly(want) => assert_eq!(r.stderr.trim(), want.replace("FILE", &path)),
+        Says::StartsWith(want) => assert!(
+            r.stderr.starts_with(&want.replace("FILE", &path)),
+            "{}",
+            r.stderr
+        ),
+    }
 }
 
 #[test]
@@ -531,4 +558,84 @@ fn nodes_missing_from_the_snapshot_show_as_policy_warnings() {
             "{w}"
         );
     }
+}
+
+/// A pod of `rs` (Deployment `web`, hash after the last `-`) on `node`,
+/// ready since `ready`, as kubectl prints it (the fields the snapshot reads).
+fn rollout_pod(name: &str, rs: &str, node: &str, ready: &str) -> Value {
+    let hash = rs.rsplit('-').next().unwrap();
+    serde_json::json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": name, "namespace": "shop", "uid": format!("uid-{name}"),
+            "creationTimestamp": ready,
+            "labels": {"app": "web", "pod-template-hash": hash},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs,
+                                 "uid": format!("uid-{rs}"), "controller": true, "blockOwnerDeletion": true}]
+        },
+        "spec": {"nodeName": node, "containers": [{"name": "app", "image": "nginx:1.27"}]},
+        "status": {"phase": "Running", "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": ready},
+            {"type": "Ready", "status": "True", "lastTransitionTime": ready}
+        ]}
+    })
+}
+
+#[test]
+fn rollout_counts_every_replicaset_of_the_deployment_on_a_node() {
+    // Mid-rollout: the old ReplicaSet keeps three pods on n1; the new one
+    // has a pod on n1 and a more recently ready one on n2. Counted over the
+    // new ReplicaSet alone, n1 and n2 hold one pod each and the newer pod
+    // (n2) would go first; the controller counts related pods, four on n1.
+    let node = |name: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}})
+    };
+    let (old, new) = ("web-7c9f8d6b5", "web-5f6d7c8b9");
+    let mut items = vec![node("n1"), node("n2")];
+    for i in 0..3 {
+        items.push(rollout_pod(
+            &format!("{old}-o{i}"),
+            old,
+            "n1",
+            "2026-11-01T00:00:00Z",
+        ));
+    }
+    items.push(rollout_pod(
+        &format!("{new}-a"),
+        new,
+        "n1",
+        "2026-11-21T00:00:00Z",
+    ));
+    items.push(rollout_pod(
+        &format!("{new}-b"),
+        new,
+        "n2",
+        "2026-11-21T23:59:00Z",
+    ));
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("rollout-snapshot.json");
+    std::fs::write(&path, list.to_string()).unwrap();
+    let path = path.display().to_string();
+
+    let r = json(&["--scale", &format!("shop/{new}=1"), &path]);
+    let order: Vec<&str> = pods(replica_set(&r, new))
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(order, [format!("{new}-a"), format!("{new}-b")]);
+    assert_eq!(
+        r["scale"][0]["removed"],
+        serde_json::json!([format!("{new}-a")])
+    );
+    assert_eq!(replica_set(&r, new)["deployment"], "web");
+    assert_eq!(replica_set(&r, old)["deployment"], "web");
+    // The Deployment's name is ambiguous mid-rollout: the report says so.
+    let run = simulate(&["--now", NOW, "--scale", "shop/web=1", &path]);
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("a rollout in progress"),
+        "{}",
+        run.stderr
+    );
 }
