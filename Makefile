@@ -13,7 +13,7 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -39,6 +39,10 @@ policy.wasm: $(SOURCES) | wasm-target
 floor.wasm: crates/bench/floor-guest/src/lib.rs crates/bench/floor-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p floor-guest
 	cp $(WASM_OUT)/floor_guest.wasm floor.wasm
+
+mutating-floor.wasm: crates/bench/mutating-floor-guest/src/lib.rs crates/bench/mutating-floor-guest/Cargo.toml | wasm-target
+	$(CARGO) build --locked --target $(WASM_TARGET) --release -p mutating-floor-guest
+	cp $(WASM_OUT)/mutating_floor_guest.wasm mutating-floor.wasm
 
 peer.wasm: crates/bench/peer-guest/src/lib.rs crates/bench/peer-guest/Cargo.toml | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p peer-guest
@@ -144,27 +148,41 @@ simulate: policy.wasm
 
 clean:
 	$(CARGO) clean
-	rm -f policy.wasm annotated-policy.wasm annotated-floor.wasm floor.wasm peer.wasm
+	rm -f policy.wasm annotated-policy.wasm annotated-floor.wasm floor.wasm mutating-floor.wasm peer.wasm
 
-# Per-call cost of policy.wasm in wasmtime through waPC, against floor.wasm
-# and, for a hybrid hit, against peer.wasm (the same job the SDK's way).
-bench: policy.wasm floor.wasm peer.wasm
-	$(CARGO) run --locked --profile native-release -p bench -- --wasm policy.wasm --floor floor.wasm --peer peer.wasm
+# Per-request cost of policy.wasm in wasmtime through waPC, on a fresh
+# instance per request as policy-server runs it, as a ratio to
+# mutating-floor.wasm timed alternately; then the warm-instance numbers
+# against floor.wasm; peer.wasm does a hybrid hit the SDK's way.
+bench: policy.wasm floor.wasm mutating-floor.wasm peer.wasm
+	$(CARGO) run --locked --profile native-release -p bench -- --wasm policy.wasm \
+		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm
 
 # Instructions per call of one scenario under callgrind, which a shared
 # machine's noise does not move: make profile SCENARIO="1000 siblings".
-# SCENARIO=peer counts the peer guest's hybrid hit. NATIVE=1 counts the
-# same calls compiled for this machine instead, where callgrind_annotate
-# can name the policy's functions.
+# SCENARIO=peer counts the peer guest's hybrid hit. REHYDRATED=1 counts
+# requests on fresh instances, as policy-server serves them (instantiation,
+# wapc_init and teardown included). NATIVE=1 counts the same calls compiled
+# for this machine instead, where callgrind_annotate can name the policy's
+# functions. WASM=mutating-floor.wasm counts another module.
 SCENARIO ?= hybrid
-PROFILED := $(if $(filter peer,$(SCENARIO)),peer.wasm,policy.wasm)
-profile: $(PROFILED)
+WASM ?= $(if $(filter peer,$(SCENARIO)),peer.wasm,policy.wasm)
+PROFILE_COUNTED := bench::profiled_$(if $(NATIVE),native_,$(if $(REHYDRATED),rehydrated_))calls
+profile: $(WASM)
 	$(CARGO) build --locked --profile native-release -p bench
 	valgrind --tool=callgrind --smc-check=all \
-		--toggle-collect='bench::profiled_$(if $(NATIVE),native_)calls' \
-		--callgrind-out-file=callgrind.out $(TARGET_DIR)/native-release/bench --wasm $(PROFILED) \
-		--only "$(SCENARIO)" --iterations 10 $(if $(NATIVE),--native) 2>&1 | grep -E 'refs|calls of'
+		--toggle-collect='$(PROFILE_COUNTED)' \
+		--callgrind-out-file=callgrind.out $(TARGET_DIR)/native-release/bench --wasm $(WASM) \
+		--only "$(SCENARIO)" --iterations 10 $(if $(NATIVE),--native) $(if $(REHYDRATED),--rehydrated) 2>&1 | grep -E 'refs|calls'
 	@echo "per call: the refs above / 10; details: callgrind_annotate callgrind.out"
+
+# CPU time and page faults of 2,000 of one scenario's requests on fresh
+# instances, the module's compilation included (needs perf, Debian package
+# linux-perf): make perf-stat SCENARIO=hybrid
+perf-stat: $(WASM)
+	$(CARGO) build --locked --profile native-release -p bench
+	perf stat -e task-clock,page-faults,minor-faults,major-faults,context-switches \
+		$(TARGET_DIR)/native-release/bench --wasm $(WASM) --only "$(SCENARIO)" --iterations 2000 --rehydrated
 
 size: policy.wasm
 	@echo "policy.wasm: $$(stat -c %s policy.wasm) bytes"

@@ -133,7 +133,9 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             ));
         }
     };
-    let settings = match cached_settings(req.settings.map_or(b"null", str::as_bytes)) {
+    // policy-server runs every request on a fresh instance: nothing kept
+    // from one request would ever be found by the next.
+    let settings = match settings::parse(req.settings.map_or(b"null", str::as_bytes)) {
         Ok(s) => s,
         Err(e) => {
             return Response::accept().warn(format!(
@@ -195,28 +197,6 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             resp
         }
     }
-}
-
-thread_local! {
-    /// The last settings parsed, with the bytes they came from.
-    static SETTINGS: std::cell::RefCell<Option<(Vec<u8>, std::rc::Rc<Settings>)>> =
-        const { std::cell::RefCell::new(None) };
-}
-
-/// policy-server sends the same settings with every request: parse them
-/// once and reuse them while the bytes are unchanged, instead of paying for
-/// parsing and validation on every binding.
-fn cached_settings(raw: &[u8]) -> Result<std::rc::Rc<Settings>, String> {
-    SETTINGS.with(|cache| {
-        if let Some((bytes, settings)) = cache.borrow().as_ref()
-            && bytes.as_slice() == raw
-        {
-            return Ok(settings.clone());
-        }
-        let settings = std::rc::Rc::new(settings::parse(raw)?);
-        *cache.borrow_mut() = Some((raw.to_vec(), settings.clone()));
-        Ok(settings)
-    })
 }
 
 /// What the decision was based on, for audit annotations and logs.

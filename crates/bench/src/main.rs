@@ -1,6 +1,14 @@
-//! Cost per `validate` call of `policy.wasm` inside wasmtime through waPC,
-//! as policy-server runs it, next to a floor module that does the least a
-//! context-aware binding policy can do.
+//! Cost per request of `policy.wasm` inside wasmtime through waPC.
+//!
+//! The main table runs requests as policy-server does: a fresh instance per
+//! request, rehydrated from a module prepared once, on an engine configured
+//! like policy-server's; each request is timed in two parts (instantiation
+//! with `wapc_init`, then `validate`) and its minor page faults counted.
+//! Every policy request alternates with one of the mutating floor (a guest
+//! that makes the same host calls and returns a fixed annotated Binding), so
+//! that a shared machine's load falls on both and the ratio holds when the
+//! absolute numbers move. A second table keeps the warm-instance numbers
+//! (one instance called again and again), against the plain floor.
 //!
 //! Host answers are pre-serialised and served from memory so that the
 //! numbers are the guest's, not the responder's.
@@ -13,6 +21,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasm_host::rehydrate::{Prepared, policy_server_engine};
 use wasm_host::{HostResponder, Policy};
 
 /// Answers host calls from pre-serialised bytes. Requests are matched by
@@ -51,6 +60,35 @@ impl HostResponder for Canned {
     }
 }
 
+/// The mutating floor's host: it answers by operation alone, since the
+/// floor's requests are fixed and only the answers' sizes matter.
+#[derive(Clone)]
+struct Fixed {
+    node: Vec<u8>,
+    list: Option<Vec<u8>>,
+}
+
+impl Fixed {
+    fn node(node: &Value) -> Self {
+        Fixed {
+            node: serde_json::to_vec(node).unwrap_or_default(),
+            list: None,
+        }
+    }
+}
+
+impl HostResponder for Fixed {
+    fn call(&mut self, operation: &str, _payload: &[u8]) -> Result<Vec<u8>, String> {
+        match (operation, &self.list) {
+            ("get_resource", _) => Ok(self.node.clone()),
+            ("list_resources_by_namespace", Some(list)) => Ok(list.clone()),
+            _ => Err(format!(
+                "the mutating floor's host has no answer for {operation}"
+            )),
+        }
+    }
+}
+
 fn node_req(name: &str) -> Value {
     json!({"api_version":"v1","kind":"Node","name":name,"namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]})
 }
@@ -72,6 +110,8 @@ struct Scenario {
     name: String,
     payload: Vec<u8>,
     host: Canned,
+    /// The same scenario's answers for the mutating floor.
+    floor_host: Fixed,
     iterations: usize,
 }
 
@@ -79,22 +119,36 @@ fn payload(request: &Value, settings: &Value) -> Vec<u8> {
     serde_json::to_vec(&json!({"request": request, "settings": settings})).unwrap_or_default()
 }
 
-fn rs_pod(i: usize, node: &str, zone: &str, rank: usize) -> Value {
+/// A pod of a ReplicaSet (`hash` names it), already annotated by the
+/// policy with its zone and rank.
+fn rs_pod(i: usize, hash: &str, node: &str, zone: &str, rank: usize) -> Value {
     json!({"apiVersion":"v1","kind":"Pod","metadata":{
-        "name": format!("web-6d9c7b8f5d-{i:05}"), "namespace":"shop", "uid": format!("uid-{i}"),
+        "name": format!("web-{hash}-{i:05}"), "namespace":"shop", "uid": format!("uid-{hash}-{i}"),
         "resourceVersion":"1", "creationTimestamp":"2026-11-01T00:00:00Z",
-        "labels":{"app":"web","pod-template-hash":"6d9c7b8f5d"},
+        "labels":{"app":"web","pod-template-hash":hash},
         "annotations":{"controller.kubernetes.io/pod-deletion-cost": (-(rank as i64)).to_string(),
                        "pod-deletion-cost.kubewarden.io/zone": zone,
                        "pod-deletion-cost.kubewarden.io/rank": rank.to_string(),
                        "kubectl.kubernetes.io/restartedAt":"2026-11-01T00:00:00Z"},
-        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-6d9c7b8f5d","uid":"rs-uid","controller":true,"blockOwnerDeletion":true}]},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":format!("web-{hash}"),"uid":format!("rs-uid-{hash}"),"controller":true,"blockOwnerDeletion":true}]},
       "spec":{"nodeName":node,"priority":0},"status":{"phase":"Running"}})
 }
 
+const CURRENT_HASH: &str = "6d9c7b8f5d";
+const PREVIOUS_HASH: &str = "5c8b6a7e4c";
+
+/// `n` pods of ReplicaSet `hash` spread over three zones and 30 nodes.
+fn replica_set(n: usize, hash: &str) -> impl Iterator<Item = Value> {
+    let zones = ["i", "k", "h"];
+    (0..n).map(move |i| rs_pod(i, hash, &format!("node-{}", i % 30), zones[i % 3], i / 3))
+}
+
 /// Zone balance with `n` siblings spread over three zones, all already
-/// annotated by the policy (the steady state: no sibling node lookups).
-fn balance(n: usize) -> Result<Scenario> {
+/// annotated by the policy (the steady state: no sibling node lookups),
+/// and `previous` pods of the Deployment's previous ReplicaSet in the same
+/// list answer, as during a rollout when siblings are listed by the
+/// Deployment's labels.
+fn balance(n: usize, previous: usize) -> Result<Scenario> {
     let mut request = request_of(fixture(
         "e2e-tests/cases/ack-zone-k-node-default-settings/request.json",
     )?);
@@ -103,28 +157,37 @@ fn balance(n: usize) -> Result<Scenario> {
     let settings = json!({"rules": [], "zones": {"topologyKey": "available_zone", "balance": true},
                           "placeholders": {"priorityClassNames": ["default-priority-class"]}});
     let me = json!({"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-6d9c7b8f5d-new","namespace":"shop","uid":"uid-new",
-        "labels":{"app":"web","pod-template-hash":"6d9c7b8f5d"},
-        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-6d9c7b8f5d","uid":"rs-uid","controller":true}]},
+        "labels":{"app":"web","pod-template-hash":CURRENT_HASH},
+        "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web-6d9c7b8f5d","uid":format!("rs-uid-{CURRENT_HASH}"),"controller":true}]},
         "spec":{"priority":0}});
-    let zones = ["i", "k", "h"];
-    let items: Vec<Value> = (0..n)
-        .map(|i| rs_pod(i, &format!("node-{}", i % 30), zones[i % 3], i / 3))
+    let items: Vec<Value> = replica_set(n, CURRENT_HASH)
+        .chain(replica_set(previous, PREVIOUS_HASH))
         .collect();
     let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{"resourceVersion":"1"},"items":items});
     let target = request["object"]["target"]["name"]
         .as_str()
         .unwrap_or_default()
         .to_string();
+    let floor_host = Fixed {
+        node: serde_json::to_vec(&node)?,
+        list: Some(serde_json::to_vec(&list)?),
+    };
     let host = Canned::default()
         .with(node_req(&target), node)
         .with(json!({"api_version":"v1","kind":"Pod","name":"web-6d9c7b8f5d-new","namespace":"shop","disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]}), me)
         .with(json!({"api_version":"v1","kind":"Pod","namespace":"shop","label_selector":"app=web","field_selector":null,
                      "field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}), list);
+    let name = if previous == 0 {
+        format!("6. zone balance, {n} siblings")
+    } else {
+        format!("7. rollout, {n} siblings + {previous} old")
+    };
     Ok(Scenario {
-        name: format!("6. zone balance, {n} siblings"),
+        name,
         payload: payload(&request, &settings),
         host,
-        iterations: (200_000 / (n + 10)).clamp(50, 20_000),
+        floor_host,
+        iterations: (200_000 / (n + previous + 10)).clamp(50, 20_000),
     })
 }
 
@@ -147,7 +210,8 @@ fn scenarios(iterations: usize) -> Result<Vec<Scenario>> {
         Scenario {
             name: "1. hybrid node hit (default settings)".into(),
             payload: payload(&hybrid, &Value::Null),
-            host: Canned::default().with(node_req("mi-0ebe45e33a53e04f2"), hybrid_node),
+            host: Canned::default().with(node_req("mi-0ebe45e33a53e04f2"), hybrid_node.clone()),
+            floor_host: Fixed::node(&hybrid_node),
             iterations,
         },
         Scenario {
@@ -155,26 +219,30 @@ fn scenarios(iterations: usize) -> Result<Vec<Scenario>> {
             payload: payload(&ec2, &Value::Null),
             host: Canned::default().with(
                 node_req("ip-10-42-108-174.us-west-2.compute.internal"),
-                ec2_node,
+                ec2_node.clone(),
             ),
+            floor_host: Fixed::node(&ec2_node),
             iterations,
         },
         Scenario {
             name: "3. not a binding (Pod CREATE)".into(),
             payload: payload(&pod, &Value::Null),
             host: Canned::default(),
+            floor_host: Fixed::node(&hybrid_node),
             iterations,
         },
         Scenario {
             name: "4. invalid request (target not a Node)".into(),
             payload: payload(&invalid, &Value::Null),
             host: Canned::default(),
+            floor_host: Fixed::node(&hybrid_node),
             iterations,
         },
     ];
     for n in [10, 100, 1_000, 10_000] {
-        out.push(balance(n)?);
+        out.push(balance(n, 0)?);
     }
+    out.push(balance(1_000, 1_000)?);
     Ok(out)
 }
 
@@ -269,16 +337,32 @@ fn us(d: Duration) -> f64 {
 
 fn run_validate(policy: &Policy, payload: &[u8], host: Canned) -> Result<Canned> {
     let (out, host) = policy.validate_raw(payload, host)?;
-    // A wrong canned answer shows up as a warning: refuse to time that.
+    check_policy_answer(&out)?;
+    Ok(host)
+}
+
+/// A wrong canned answer shows up as a warning: refuse to time that.
+fn check_policy_answer(out: &[u8]) -> Result<()> {
     if out.windows(10).any(|w| w == b"\"warnings\"")
         && !out.windows(15).any(|w| w == b"\"warnings\":null")
     {
-        let text = String::from_utf8_lossy(&out);
+        let text = String::from_utf8_lossy(out);
         if !text.contains("only handles pods/binding") && !text.contains("targets a") {
             bail!("unexpected warning from the policy: {text}");
         }
     }
-    Ok(host)
+    Ok(())
+}
+
+/// A floor or peer answer must be a patch, or the timing is of an error
+/// path.
+fn check_mutation(who: &str, out: &[u8]) -> Result<()> {
+    if !out.windows(16).any(|w| w == b"\"mutated_object\"")
+        || out.windows(21).any(|w| w == b"\"mutated_object\":null")
+    {
+        bail!("{who} did not mutate: {}", String::from_utf8_lossy(out));
+    }
+    Ok(())
 }
 
 /// The hybrid hit for the peer guest, whose typed settings need a map.
@@ -286,13 +370,12 @@ fn peer_hit(iterations: usize) -> Result<Scenario> {
     let hybrid = request_of(fixture(
         "e2e-tests/cases/hybrid-node-default-settings/request.json",
     )?);
+    let node = fixture("e2e-tests/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?;
     Ok(Scenario {
         name: "1p. peer: hit done the SDK way (typed)".into(),
         payload: payload(&hybrid, &json!({})),
-        host: Canned::default().with(
-            node_req("mi-0ebe45e33a53e04f2"),
-            fixture("e2e-tests/fixtures/nodes/mi-0ebe45e33a53e04f2.json")?,
-        ),
+        host: Canned::default().with(node_req("mi-0ebe45e33a53e04f2"), node.clone()),
+        floor_host: Fixed::node(&node),
         iterations,
     })
 }
@@ -301,19 +384,243 @@ fn peer_hit(iterations: usize) -> Result<Scenario> {
 /// error path.
 fn run_peer(peer: &Policy, payload: &[u8], host: Canned) -> Result<Canned> {
     let (out, host) = peer.validate_raw(payload, host)?;
-    if !out.windows(16).any(|w| w == b"\"mutated_object\"")
-        || out.windows(21).any(|w| w == b"\"mutated_object\":null")
-    {
-        bail!("peer did not mutate: {}", String::from_utf8_lossy(&out));
-    }
+    check_mutation("peer", &out)?;
     Ok(host)
+}
+
+/// Minor page faults taken by this thread so far.
+fn minor_faults() -> u64 {
+    // SAFETY: getrusage only writes the struct it is handed; RUSAGE_THREAD
+    // keeps other threads' faults out of the count.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_THREAD, &mut usage);
+        usage
+    };
+    u64::try_from(usage.ru_minflt).unwrap_or(0)
+}
+
+/// One request on a fresh instance.
+#[derive(Clone, Copy)]
+struct Fresh {
+    /// Rehydration, instantiation and `wapc_init`.
+    instantiate: Duration,
+    /// The guest call (host calls included).
+    call: Duration,
+    /// Everything, the instance's teardown included.
+    total: Duration,
+    faults: u64,
+}
+
+/// A request as policy-server serves it: a fresh instance, one guest call,
+/// the instance dropped.
+fn fresh<T>(prepared: &Prepared, call: impl FnOnce(&Policy) -> Result<T>) -> Result<(Fresh, T)> {
+    let faults = minor_faults();
+    let start = Instant::now();
+    let policy = prepared.instantiate()?;
+    let instantiated = Instant::now();
+    let out = call(&policy)?;
+    let called = Instant::now();
+    drop(policy);
+    let total = start.elapsed();
+    let faults = minor_faults() - faults;
+    Ok((
+        Fresh {
+            instantiate: instantiated - start,
+            call: called - instantiated,
+            total,
+            faults,
+        },
+        out,
+    ))
+}
+
+/// Rounds the alternated samples are split into, for a range of ratios.
+const ROUNDS: usize = 5;
+
+struct FreshStats {
+    instantiate: Stats,
+    call: Stats,
+    total: Stats,
+    faults: f64,
+}
+
+fn fresh_stats(samples: &[Fresh]) -> FreshStats {
+    let n = samples.len().max(1) as f64;
+    FreshStats {
+        instantiate: stats(samples.iter().map(|s| s.instantiate).collect()),
+        call: stats(samples.iter().map(|s| s.call).collect()),
+        total: stats(samples.iter().map(|s| s.total).collect()),
+        faults: samples.iter().map(|s| s.faults as f64).sum::<f64>() / n,
+    }
+}
+
+/// The policy's and the floor's fresh requests, alternated one by one.
+struct FreshPair {
+    policy: FreshStats,
+    floor: FreshStats,
+    /// Median total time over the floor's, per round: (lowest, highest).
+    ratio_range: (f64, f64),
+}
+
+fn measure_fresh_pair(
+    mut policy: impl FnMut() -> Result<Fresh>,
+    mut floor: impl FnMut() -> Result<Fresh>,
+    iterations: usize,
+) -> Result<FreshPair> {
+    for _ in 0..(iterations / 10).clamp(5, 500) {
+        policy()?;
+        floor()?;
+    }
+    let (mut a, mut b) = (
+        Vec::with_capacity(iterations),
+        Vec::with_capacity(iterations),
+    );
+    for _ in 0..iterations {
+        a.push(policy()?);
+        b.push(floor()?);
+    }
+    let per_round = iterations.div_ceil(ROUNDS).max(1);
+    let ratios: Vec<f64> = a
+        .chunks(per_round)
+        .zip(b.chunks(per_round))
+        .map(|(pa, pb)| us(fresh_stats(pa).total.median) / us(fresh_stats(pb).total.median))
+        .collect();
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(0.0, f64::max);
+    Ok(FreshPair {
+        policy: fresh_stats(&a),
+        floor: fresh_stats(&b),
+        ratio_range: (low, high),
+    })
+}
+
+fn fresh_header() {
+    println!(
+        "{:<42} {:>6} {:>9} {:>9} {:>9} {:>9} {:>7} {:>9} {:>7} {:>13}",
+        "scenario",
+        "calls",
+        "inst µs",
+        "call µs",
+        "total µs",
+        "p99 µs",
+        "faults",
+        "floor µs",
+        "faults",
+        "× floor"
+    );
+}
+
+/// One line of the rehydrated table: medians, the policy's p99, minor
+/// faults per request, then the floor's, and the total's ratio.
+fn fresh_row(name: &str, calls: usize, pair: &FreshPair) {
+    let (p, f) = (&pair.policy, &pair.floor);
+    println!(
+        "{:<42} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.0} {:>9.1} {:>7.0} {:>4.2} {:>4.2}–{:<4.2}",
+        name,
+        calls,
+        us(p.instantiate.median),
+        us(p.call.median),
+        us(p.total.median),
+        us(p.total.p99),
+        p.faults,
+        us(f.total.median),
+        f.faults,
+        us(p.total.median) / us(f.total.median),
+        pair.ratio_range.0,
+        pair.ratio_range.1,
+    );
+}
+
+/// Every scenario on fresh instances, alternated with the mutating floor
+/// doing the same scenario's host calls.
+fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -> Result<()> {
+    let engine = policy_server_engine()?;
+    let policy = Prepared::new(&engine, wasm)?;
+    let floor = Prepared::new(&engine, mutating_floor)?;
+    let peer = Prepared::new(&engine, peer)?;
+    println!();
+    println!(
+        "Fresh instance per request, as policy-server runs it (medians; faults: minor page faults per request; × floor: median total over the mutating floor's, timed alternately, and its range over {ROUNDS} rounds)"
+    );
+    fresh_header();
+    let mut all = scenarios(a.fresh_iterations)?;
+    let peer_scenario = peer_hit(a.fresh_iterations)?;
+    all.insert(1, peer_scenario);
+    for s in all {
+        if !a
+            .filter
+            .as_ref()
+            .is_none_or(|f| s.name.contains(f.as_str()))
+        {
+            continue;
+        }
+        let is_peer = s.name.starts_with("1p.");
+        let mut host = Some(s.host);
+        let mut floor_host = Some(s.floor_host);
+        let iterations = s.iterations.min(a.fresh_iterations);
+        let pair = measure_fresh_pair(
+            || {
+                let h = host.take().context("host")?;
+                let (sample, h) = fresh(if is_peer { &peer } else { &policy }, |p| {
+                    if is_peer {
+                        run_peer(p, &s.payload, h)
+                    } else {
+                        run_validate(p, &s.payload, h)
+                    }
+                })?;
+                host = Some(h);
+                Ok(sample)
+            },
+            || {
+                let h = floor_host.take().context("floor host")?;
+                let (sample, (out, h)) = fresh(&floor, |p| p.validate_raw(&s.payload, h))?;
+                check_mutation("the mutating floor", &out)?;
+                floor_host = Some(h);
+                Ok(sample)
+            },
+            iterations,
+        )?;
+        fresh_row(&s.name, iterations, &pair);
+    }
+    if !a
+        .filter
+        .as_ref()
+        .is_none_or(|f| "5. validate_settings".contains(f.as_str()))
+    {
+        return Ok(());
+    }
+    let settings = serde_json::to_vec(&twenty_rules())?;
+    let settings_call = |p: &Policy| -> Result<()> {
+        let out = p.call_raw("validate_settings", &settings)?;
+        if !out.starts_with(br#"{"valid":true"#) {
+            bail!("settings rejected: {}", String::from_utf8_lossy(&out));
+        }
+        Ok(())
+    };
+    let pair = measure_fresh_pair(
+        || Ok(fresh(&policy, settings_call)?.0),
+        || Ok(fresh(&floor, settings_call)?.0),
+        a.fresh_iterations,
+    )?;
+    fresh_row("5. validate_settings, 20 rules", a.fresh_iterations, &pair);
+    Ok(())
 }
 
 struct Args {
     wasm: PathBuf,
     floor: PathBuf,
+    mutating_floor: PathBuf,
     peer: PathBuf,
     iterations: usize,
+    /// Requests per scenario on fresh instances (at most; large sibling
+    /// lists run fewer).
+    fresh_iterations: usize,
+    /// With `--only`: count requests on fresh instances, as policy-server
+    /// runs them, instead of calls on one warm instance.
+    rehydrated: bool,
+    /// Only the fresh-instance rows whose name contains this, then stop.
+    filter: Option<String>,
     memory_calls: usize,
     /// Run only the scenario whose name contains this, untimed: for
     /// instruction counts under callgrind (`make profile`).
@@ -327,8 +634,12 @@ fn args() -> Result<Args> {
     let mut a = Args {
         wasm: PathBuf::from("policy.wasm"),
         floor: PathBuf::from("floor.wasm"),
+        mutating_floor: PathBuf::from("mutating-floor.wasm"),
         peer: PathBuf::from("peer.wasm"),
         iterations: 20_000,
+        fresh_iterations: 5_000,
+        rehydrated: false,
+        filter: None,
         memory_calls: 100_000,
         only: None,
         native: false,
@@ -339,13 +650,17 @@ fn args() -> Result<Args> {
         match flag.as_str() {
             "--wasm" => a.wasm = value()?.into(),
             "--floor" => a.floor = value()?.into(),
+            "--mutating-floor" => a.mutating_floor = value()?.into(),
+            "--fresh-iterations" => a.fresh_iterations = value()?.parse()?,
+            "--rehydrated" => a.rehydrated = true,
+            "--filter" => a.filter = Some(value()?),
             "--peer" => a.peer = value()?.into(),
             "--iterations" => a.iterations = value()?.parse()?,
             "--memory-calls" => a.memory_calls = value()?.parse()?,
             "--only" => a.only = Some(value()?),
             "--native" => a.native = true,
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--peer P] [--iterations N] [--memory-calls N] [--only SCENARIO [--native]]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--only SCENARIO [--native | --rehydrated]]"
             ),
         }
     }
@@ -364,6 +679,23 @@ fn profiled_calls(
 ) -> Result<()> {
     for _ in 0..calls {
         host = one_call(policy, payload, host, peer)?;
+    }
+    Ok(())
+}
+
+/// The requests `make profile REHYDRATED=1` counts: each on a fresh
+/// instance, as policy-server serves it, teardown included.
+#[inline(never)]
+fn profiled_rehydrated_calls(
+    prepared: &Prepared,
+    payload: &[u8],
+    mut host: Canned,
+    calls: usize,
+    peer: bool,
+) -> Result<()> {
+    for _ in 0..calls {
+        let policy = prepared.instantiate()?;
+        host = one_call(&policy, payload, host, peer)?;
     }
     Ok(())
 }
@@ -412,6 +744,14 @@ fn profile(a: &Args, wasm: &[u8], only: &str) -> Result<()> {
         println!("{} native calls of {}", a.iterations, s.name);
         return Ok(());
     }
+    if a.rehydrated {
+        let engine = policy_server_engine()?;
+        let prepared = Prepared::new(&engine, wasm)?;
+        let host = one_call(&prepared.instantiate()?, &s.payload, s.host, peer)?;
+        profiled_rehydrated_calls(&prepared, &s.payload, host, a.iterations, peer)?;
+        println!("{} calls on fresh instances of {}", a.iterations, s.name);
+        return Ok(());
+    }
     let policy = Policy::from_bytes(wasm)?;
     // One call first, so the counted ones run warm.
     let host = one_call(&policy, &s.payload, s.host, peer)?;
@@ -431,6 +771,12 @@ fn main() -> Result<()> {
         .with_context(|| format!("reading {} (run `make floor.wasm`)", a.floor.display()))?;
     let peer_wasm = std::fs::read(&a.peer)
         .with_context(|| format!("reading {} (run `make peer.wasm`)", a.peer.display()))?;
+    let mutating_floor_wasm = std::fs::read(&a.mutating_floor).with_context(|| {
+        format!(
+            "reading {} (run `make mutating-floor.wasm`)",
+            a.mutating_floor.display()
+        )
+    })?;
 
     println!(
         "machine: {} cores, {}",
@@ -440,13 +786,18 @@ fn main() -> Result<()> {
         cpu_model()
     );
     println!(
-        "policy.wasm: {} bytes; floor.wasm: {} bytes; peer.wasm: {} bytes",
+        "policy.wasm: {} bytes; mutating-floor.wasm: {} bytes; floor.wasm: {} bytes; peer.wasm: {} bytes",
         wasm.len(),
+        mutating_floor_wasm.len(),
         floor_wasm.len(),
         peer_wasm.len()
     );
+    rehydrated_table(&wasm, &mutating_floor_wasm, &peer_wasm, &a)?;
+    if a.filter.is_some() {
+        return Ok(());
+    }
 
-    // Compile + instantiate, as policy-server does once per module and worker.
+    // Compilation: policy-server pays it once per module, at start.
     let mut loads = Vec::new();
     for _ in 0..5 {
         let start = Instant::now();
@@ -481,6 +832,9 @@ fn main() -> Result<()> {
     )?;
 
     println!();
+    println!(
+        "One warm instance called again and again (not what policy-server does; × floor: against the plain floor)"
+    );
     println!(
         "{:<42} {:>8} {:>11} {:>11} {:>11} {:>9}",
         "scenario", "calls", "median µs", "p99 µs", "mean µs", "× floor"
@@ -583,7 +937,7 @@ fn main() -> Result<()> {
         }
     }
     let after_all = tracked.bytes();
-    let b1000 = balance(1_000)?;
+    let b1000 = balance(1_000, 0)?;
     let mut host = Some(b1000.host);
     for _ in 0..200 {
         let h = host.take().context("host")?;

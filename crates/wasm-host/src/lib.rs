@@ -1,6 +1,7 @@
 //! Loads `policy.wasm` and calls it through waPC in wasmtime, with the same
 //! crates and WASI setup as Kubewarden's policy-evaluator.
 
+pub mod rehydrate;
 pub mod replay;
 
 use anyhow::{Context, Result, anyhow};
@@ -11,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use wapc::WapcHost;
-use wasmtime_provider::WasmtimeEngineProviderBuilder;
+use wasmtime_provider::{WasmtimeEngineProvider, WasmtimeEngineProviderBuilder};
 
 /// Answers the policy's `kubewarden`/`kubernetes` host calls: a replay
 /// session, a simulated cluster, a benchmark's canned answers.
@@ -89,6 +90,12 @@ impl Policy {
 
     fn build(builder: WasmtimeEngineProviderBuilder) -> Result<Self> {
         let engine = builder.build().map_err(|e| anyhow!("wasmtime: {e}"))?;
+        Self::from_provider(engine)
+    }
+
+    /// Wraps an engine provider (a fresh one from a prepared module, say)
+    /// with the host calls answered: this runs `wapc_init`.
+    pub fn from_provider(engine: WasmtimeEngineProvider) -> Result<Self> {
         let responder: Slot = Arc::new(Mutex::new(None));
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (slot, log_sink) = (responder.clone(), logs.clone());
