@@ -126,7 +126,7 @@ policy-server-latency: annotated-policy.wasm annotated-floor.wasm
 # seed replayed through the entry points the fuzz targets call (fuzz/ is a
 # workspace of its own; it shares this one's target directory).
 fuzz-regressions:
-	CARGO_TARGET_DIR="$(TARGET_DIR)" $(CARGO) test --locked --manifest-path fuzz/Cargo.toml
+	CARGO_TARGET_DIR="$(TARGET_DIR)" $(CARGO) test --locked --manifest-path fuzz/Cargo.toml --features policy-config
 
 # A clone has nothing beside it: no tracked file may read outside the repository.
 self-contained:

@@ -3,6 +3,7 @@
 //! answer is the model or an error naming the file, never a panic.
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp, parse_timestamp};
+#[cfg(feature = "policy-config")]
 use simulate::PolicyConfig;
 
 /// The name the inputs are read under; every error must start with it.
@@ -39,6 +40,7 @@ pub fn snapshot(data: &[u8]) {
     }
 }
 
+#[cfg(feature = "policy-config")]
 /// `policy_config` target: any bytes as `simulate --settings` reads them
 /// (settings, or a ClusterAdmissionPolicy / AdmissionPolicy manifest).
 pub fn policy_config(data: &[u8]) {

@@ -54,6 +54,7 @@ fn snapshot_inputs() {
     assert!(n > 0, "no snapshot inputs found");
 }
 
+#[cfg(feature = "policy-config")]
 #[test]
 fn policy_config_inputs() {
     let n = replay(

@@ -7,6 +7,11 @@
 
 pub mod snapshot;
 
+#[cfg(feature = "engine")]
+mod engine;
+#[cfg(feature = "engine")]
+pub use engine::{BindOutcome, bind};
+
 use pod_deletion_cost_policy::cluster::TEMPLATE_HASH_LABEL;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
@@ -687,58 +692,6 @@ fn newer_first(a: &Pod, b: &Pod, ta: u64, tb: u64, now: Option<u64>) -> Ordering
             }
         }
     }
-}
-
-impl wasm_host::HostResponder for Cluster {
-    fn call(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-        self.answer(operation, payload)
-    }
-}
-
-/// What one bind through the policy did.
-#[derive(Debug, Clone)]
-pub struct BindOutcome {
-    pub response: wasm_host::ValidationResponse,
-    pub exchanges: Vec<Exchange>,
-    pub request: Value,
-}
-
-impl BindOutcome {
-    pub fn cost(&self) -> Option<&str> {
-        self.response
-            .mutated_object
-            .as_ref()?
-            .get("metadata")?
-            .get("annotations")?
-            .get(COST_ANNOTATION)?
-            .as_str()
-    }
-}
-
-/// Binds `pod` to `node` as the scheduler would: the Binding goes through
-/// the policy, and when admitted the pod takes its annotations and runs.
-/// A rejected binding leaves the pod pending.
-pub fn bind(
-    policy: &wasm_host::Policy,
-    cluster: &mut Cluster,
-    settings: &Value,
-    namespace: &str,
-    pod: &str,
-    node: &str,
-) -> anyhow::Result<BindOutcome> {
-    let request = cluster.binding_request(namespace, pod, node);
-    cluster.exchanges.clear();
-    let (response, back) = policy.validate(&request, settings, std::mem::take(cluster))?;
-    *cluster = back;
-    let exchanges = cluster.take_exchanges();
-    if response.accepted {
-        cluster.complete_bind(namespace, pod, node, response.mutated_object.as_ref());
-    }
-    Ok(BindOutcome {
-        response,
-        exchanges,
-        request,
-    })
 }
 
 #[cfg(test)]
