@@ -373,10 +373,10 @@ fn same_object(known: &Value, object: &Value) -> bool {
     let (mut a, b) = (strip(known), strip(object));
     // What the stand-in added when the object had none.
     for field in ["uid", "creationTimestamp"] {
-        if b.pointer(&format!("/metadata/{field}")).is_none() {
-            if let Some(meta) = a.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove(field);
-            }
+        if b.pointer(&format!("/metadata/{field}")).is_none()
+            && let Some(meta) = a.get_mut("metadata").and_then(Value::as_object_mut)
+        {
+            meta.remove(field);
         }
     }
     a == b
