@@ -98,10 +98,11 @@ pub fn program() -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// What `policy-server --version` prints, for reports.
+/// The first line of `policy-server --version` (the rest lists features).
 pub fn version() -> Option<String> {
     let output = Command::new(program()?).arg("--version").output().ok()?;
-    Some(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    let text = String::from_utf8_lossy(&output.stdout);
+    Some(text.lines().next().unwrap_or_default().trim().to_string())
 }
 
 /// policy-server and the API stand-in it reads, both on 127.0.0.1.
