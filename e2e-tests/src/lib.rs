@@ -7,3 +7,18 @@ pub mod kube_api;
 pub mod latency;
 pub mod policy_server;
 pub mod rig_cluster;
+
+/// A small deterministic generator for the scenario stories, so that every
+/// run tells the same story.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    /// The next number below `bound` (which must not be 0).
+    pub fn next(&mut self, bound: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % bound as u64) as usize
+    }
+}

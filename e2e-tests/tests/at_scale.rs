@@ -5,6 +5,7 @@
 //! with ranks and scale-down staying right.
 
 use cluster_sim::{self as sim, Cluster, ListKey, RANK_ANNOTATION, ZONE_ANNOTATION};
+use e2e_tests::Lcg;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use wasm_host::Policy;
@@ -12,18 +13,6 @@ use wasm_host::Policy;
 const ZONE_KEY: &str = "topology.kubernetes.io/zone";
 const ZONES: [&str; 3] = ["a", "b", "c"];
 const ROLLOUTS: usize = 5;
-
-/// A small deterministic generator: the story must be reproducible.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, bound: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % bound as u64) as usize
-    }
-}
 
 struct Deployment {
     namespace: String,

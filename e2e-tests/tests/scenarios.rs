@@ -3,6 +3,7 @@
 //! down in the controller's order.
 
 use cluster_sim::{self as sim, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
+use e2e_tests::Lcg;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use wasm_host::Policy;
@@ -216,18 +217,6 @@ fn ack_zones_balance_scale_down_leaves_one_per_zone() {
         web_per_zone(&c),
         BTreeMap::from([("h".into(), 1), ("i".into(), 1), ("k".into(), 1)])
     );
-}
-
-/// A small deterministic generator: the churn story must be reproducible.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, bound: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % bound as u64) as usize
-    }
 }
 
 #[test]
