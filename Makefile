@@ -13,7 +13,7 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency demo simulate bench profile perf-stat fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -107,6 +107,19 @@ e2e-policy-server: policy.wasm
 		ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" $(CARGO) test --locked -p e2e-tests --test policy_server; \
 	fi
 
+# policy-server loads only annotated modules; the mutating floor borrows the
+# policy's metadata so that it gets the same host capabilities.
+annotated-mutating-floor.wasm: mutating-floor.wasm metadata.yml
+	$(KWCTL) annotate -m metadata.yml -o annotated-mutating-floor.wasm mutating-floor.wasm
+
+# Requests per second through the real policy-server (wrk, 8 connections),
+# this policy against the mutating floor, alternating round by round, for a
+# hybrid binding and a balance binding with 100 siblings:
+#   make load [LOAD_ROUNDS=5] [LOAD_SECONDS=10]
+load: annotated-policy.wasm annotated-mutating-floor.wasm
+	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	scripts/load.sh $(TARGET_DIR)/native-release/policy-server-rig $(CURDIR)/annotated-policy.wasm $(CURDIR)/annotated-mutating-floor.wasm
+
 # policy-server and the API stand-in from a shell, until stdin closes:
 #   make policy-server-rig [RIG_ARGS="--api-log --siblings 1000"]
 RIG_ARGS ?=
@@ -148,7 +161,7 @@ simulate: policy.wasm
 
 clean:
 	$(CARGO) clean
-	rm -f policy.wasm annotated-policy.wasm annotated-floor.wasm floor.wasm mutating-floor.wasm peer.wasm
+	rm -f policy.wasm annotated-policy.wasm annotated-floor.wasm annotated-mutating-floor.wasm floor.wasm mutating-floor.wasm peer.wasm
 
 # Per-request cost of policy.wasm in wasmtime through waPC, on a fresh
 # instance per request as policy-server runs it, as a ratio to

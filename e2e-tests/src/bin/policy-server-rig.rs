@@ -14,14 +14,15 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: policy-server-rig [--wasm annotated-policy.wasm] [--policy ID=SETTINGS]... [--siblings N]
-                         [--for SECONDS] [--api-log]
+                         [--floor MODULE] [--for SECONDS] [--api-log]
        policy-server-rig --measure N [--floor annotated-floor.wasm] [--rounds R] [--workloads W] [--siblings N]
 
 Starts the Kubernetes API stand-in (fixture nodes and a ReplicaSet shop/web of
 --siblings ranked pods, default 100) and policy-server with each --policy
 (settings file or ClusterAdmissionPolicy manifest; default: eks and ack from
-examples/), prints the URLs and serves until standard input closes or --for
-SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
+examples/), and with --floor that module as policies floor (settings {}) and
+floor-balance (settings {zones: {balance: true}}), prints the URLs and serves
+until standard input closes or --for SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
 hybrid node (eks) and of a balance binding (ack), in --rounds alternating
 rounds (default 10), next to the floor module when given, then the first and
 second binding of --workloads new ReplicaSets (default 10).";
@@ -119,6 +120,13 @@ fn run(o: &Options) -> Result<()> {
     }
     if let Some(floor) = &o.floor {
         entries.push(PolicyEntry::pod_deletion_cost("floor", floor, json!({})));
+        // The mutating floor switches to its balance mode (a node read and
+        // a pod list) on `"balance":true` in its settings.
+        entries.push(PolicyEntry::pod_deletion_cost(
+            "floor-balance",
+            floor,
+            json!({"zones": {"balance": true}}),
+        ));
     }
     let api_url = api.url();
     let rig = Rig::start(&entries, api)?;
@@ -143,6 +151,11 @@ fn serve(rig: &Rig, api_url: &str, cluster: &Cluster, pending: &str, o: &Options
     }
     for (id, _) in &o.policies {
         println!("policy {id}: {}/validate/{id}", rig.url());
+    }
+    if o.floor.is_some() {
+        for id in ["floor", "floor-balance"] {
+            println!("policy {id}: {}/validate/{id}", rig.url());
+        }
     }
     println!(
         "sample AdmissionReviews: {0}/hybrid.json, {0}/balance.json\n  \

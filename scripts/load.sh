@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Requests per second and latency through the real policy-server: this
+# policy against the mutating floor module, under the same wrk load,
+# alternating round by round (a shared machine's speed drifts, so each
+# round's ratio compares neighbours in time).
+#   scripts/load.sh RIG POLICY_WASM FLOOR_WASM
+#   LOAD_ROUNDS (5), LOAD_SECONDS (10), LOAD_CONNECTIONS (8), LOAD_THREADS (2)
+set -euo pipefail
+rig="$1" policy="$2" floor="$3"
+rounds="${LOAD_ROUNDS:-5}" seconds="${LOAD_SECONDS:-10}"
+connections="${LOAD_CONNECTIONS:-8}" threads="${LOAD_THREADS:-2}"
+for tool in wrk policy-server; do
+    command -v "$tool" >/dev/null || { echo "$tool not found on PATH: make load needs it" >&2; exit 2; }
+done
+
+work="$(mktemp -d)"
+fifo="$work/stdin"
+mkfifo "$fifo"
+cleanup() { exec 3>&- 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+# The rig serves until its standard input closes: the script holds it open.
+"$rig" --wasm "$policy" --floor "$floor" --for 3600 <"$fifo" >"$work/rig.out" 2>"$work/rig.err" &
+exec 3>"$fifo"
+for _ in $(seq 1 600); do
+    grep -q '^serving until' "$work/rig.out" 2>/dev/null && break
+    if ! kill -0 $! 2>/dev/null; then cat "$work/rig.err" >&2; exit 1; fi
+    sleep 0.5
+done
+grep -q '^serving until' "$work/rig.out" || { echo "the rig did not come up" >&2; cat "$work/rig.err" >&2; exit 1; }
+url_of() { sed -n "s#^policy $1: ##p" "$work/rig.out"; }
+requests="$(sed -n 's#^sample AdmissionReviews: \(.*\)/hybrid.json, .*#\1#p' "$work/rig.out")"
+
+cat >"$work/post.lua" <<'LUA'
+local f = assert(io.open(os.getenv("LOAD_BODY"), "r"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+# Prints "req/s p50_ms p99_ms" for one wrk run; fails on non-2xx answers.
+run_wrk() {
+    local out
+    out="$(LOAD_BODY="$2" wrk -t"$threads" -c"$connections" -d"${seconds}s" --latency -s "$work/post.lua" "$1")"
+    if grep -q 'Non-2xx' <<<"$out"; then echo "non-2xx answers from $1" >&2; echo "$out" >&2; return 1; fi
+    local rps p50 p99
+    rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
+    p50="$(awk '$1 == "50%" {print $2}' <<<"$out")"
+    p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
+    echo "$rps $(to_ms "$p50") $(to_ms "$p99")"
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+to_ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n += 0; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'; }
+
+# Each answer is checked once before the load: the policy's patch carries
+# the cost, the floor's its fixed annotations.
+for pair in "eks hybrid" "floor hybrid" "ack balance" "floor-balance balance"; do
+    set -- $pair
+    answer="$(curl -sf -H 'Content-Type: application/json' --data @"$requests/$2.json" "$(url_of "$1")")"
+    grep -q '"allowed":true' <<<"$answer" && grep -q '"patch"' <<<"$answer" \
+        || { echo "policy $1 did not answer with a patch: $answer" >&2; exit 1; }
+done
+
+echo "$(policy-server --version | head -n1), --workers 2; wrk -t$threads -c$connections, ${seconds}s per run, $rounds rounds"
+printf '%-26s %5s %10s %9s %9s %10s %12s %9s\n' binding round "req/s" "p50 ms" "p99 ms" "floor req/s" "req/s ratio" "p99 ratio"
+for kind in "hybrid eks floor" "balance ack floor-balance"; do
+    set -- $kind
+    body="$requests/$1.json" name="$1 ($2)"
+    ratios=() p99_ratios=()
+    for r in $(seq 1 "$rounds"); do
+        # Which goes first alternates too.
+        if (( r % 2 )); then
+            policy_run="$(run_wrk "$(url_of "$2")" "$body")"
+            floor_run="$(run_wrk "$(url_of "$3")" "$body")"
+        else
+            floor_run="$(run_wrk "$(url_of "$3")" "$body")"
+            policy_run="$(run_wrk "$(url_of "$2")" "$body")"
+        fi
+        read -r prps pp50 pp99 <<<"$policy_run"
+        read -r frps fp50 fp99 <<<"$floor_run"
+        ratio="$(awk -v p="$prps" -v f="$frps" 'BEGIN { printf "%.3f", p / f }')"
+        p99_ratio="$(awk -v p="$pp99" -v f="$fp99" 'BEGIN { printf "%.3f", p / f }')"
+        ratios+=("$ratio")
+        p99_ratios+=("$p99_ratio")
+        printf '%-26s %5s %10s %9s %9s %10s %12s %9s\n' "$name" "$r" "$prps" "$pp50" "$pp99" "$frps" "$ratio" "$p99_ratio"
+        printf '%-26s %5s %10s %9s %9s\n' "  floor" "$r" "$frps" "$fp50" "$fp99"
+    done
+    echo "$name: req/s ÷ floor's, median of $rounds rounds: $(median "${ratios[@]}") (${ratios[*]}); p99 ÷ floor's: $(median "${p99_ratios[@]}") (${p99_ratios[*]})"
+done
