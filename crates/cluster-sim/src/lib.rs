@@ -237,18 +237,23 @@ pub struct ListKey {
     pub field_masks: Vec<String>,
 }
 
+/// The strings of a list field of a host call's payload (absent, or
+/// anything but a list of strings, reads as empty).
+fn string_list(req: &Value, key: &str) -> Vec<String> {
+    req.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 impl ListKey {
     fn of(req: &Value) -> ListKey {
         let s = |k: &str| req.get(k).and_then(Value::as_str).map(String::from);
-        let mut field_masks: Vec<String> = req
-            .get("field_masks")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut field_masks = string_list(req, "field_masks");
         field_masks.sort();
         ListKey {
             api_version: s("api_version").unwrap_or_default(),
@@ -370,15 +375,7 @@ impl Cluster {
 
     fn answer_checked(&self, operation: &str, req: &Value) -> Result<Value, String> {
         let s = |k: &str| req.get(k).and_then(Value::as_str).unwrap_or("");
-        let masks: Vec<String> = req
-            .get("field_masks")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let masks = string_list(req, "field_masks");
         let expect = |cond: bool, what: &str| -> Result<(), String> {
             if cond {
                 Ok(())
