@@ -82,7 +82,7 @@ e2e-tests: policy.wasm
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
 			echo "e2e.bats under $$($(KWCTL) --version | head -n1):"; \
-			$(MAKE) --no-print-directory annotated-policy.wasm && SIMULATE="$(TARGET_DIR)/debug/simulate" bats e2e-tests/e2e.bats || exit 1; \
+			$(MAKE) --no-print-directory annotated-policy.wasm && SIMULATE="$(TARGET_DIR)/debug/simulate" bats --show-output-of-passing-tests e2e-tests/e2e.bats || exit 1; \
 		else \
 			bats e2e-tests/e2e.bats; \
 		fi; \
