@@ -377,6 +377,16 @@ pub fn is_canonical_int32(s: &str) -> bool {
 
 // ---- structured scenarios ----
 
+/// Up to `max` pool words, as a JSON list.
+fn words(u: &mut Unstructured, max: u8) -> Result<Value> {
+    let n = u.int_in_range(0..=max)?;
+    Ok(Value::Array(
+        (0..n)
+            .map(|_| word(u).map(Value::String))
+            .collect::<Result<_>>()?,
+    ))
+}
+
 /// Mostly words from a small pool, so that names, label keys, zones and
 /// owner UIDs coincide often enough to reach selector matches and ranking.
 fn word(u: &mut Unstructured) -> Result<String> {
@@ -495,14 +505,7 @@ fn selector(u: &mut Unstructured) -> Result<Value> {
             e.insert("key".into(), Value::String(word(u)?));
             let op = *u.choose(&["In", "NotIn", "Exists", "DoesNotExist", "Equals", ""])?;
             e.insert("operator".into(), json!(op));
-            maybe(u, &mut e, "values", |u| {
-                let n = u.int_in_range(0..=3)?;
-                Ok(Value::Array(
-                    (0..n)
-                        .map(|_| word(u).map(Value::String))
-                        .collect::<Result<_>>()?,
-                ))
-            })?;
+            maybe(u, &mut e, "values", |u| words(u, 3))?;
             exprs.push(Value::Object(e));
         }
         Ok(Value::Array(exprs))
@@ -553,26 +556,12 @@ fn settings_doc(u: &mut Unstructured) -> Result<Value> {
         maybe(u, &mut z, "balance", |u| {
             Ok(Value::Bool(u.ratio(3u8, 4u8)?))
         })?;
-        maybe(u, &mut z, "siblingLabels", |u| {
-            let n = u.int_in_range(0..=3)?;
-            Ok(Value::Array(
-                (0..n)
-                    .map(|_| word(u).map(Value::String))
-                    .collect::<Result<_>>()?,
-            ))
-        })?;
+        maybe(u, &mut z, "siblingLabels", |u| words(u, 3))?;
         Ok(Value::Object(z))
     })?;
     maybe(u, &mut s, "placeholders", |u| {
         let mut p = Map::new();
-        maybe(u, &mut p, "priorityClassNames", |u| {
-            let n = u.int_in_range(0..=2)?;
-            Ok(Value::Array(
-                (0..n)
-                    .map(|_| word(u).map(Value::String))
-                    .collect::<Result<_>>()?,
-            ))
-        })?;
+        maybe(u, &mut p, "priorityClassNames", |u| words(u, 2))?;
         maybe(u, &mut p, "podSelector", selector)?;
         Ok(Value::Object(p))
     })?;
