@@ -72,12 +72,12 @@ unit-tests:
 # The compiled module through waPC in wasmtime (case table, scenarios,
 # packaging checks), then the same cases under kwctl when it is installed.
 e2e-tests: policy.wasm
-	$(CARGO) test --locked -p wasm-host -p cluster-sim -p simulate -p e2e-tests
+	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p e2e-tests
 	@if ! command -v bats >/dev/null; then \
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
 		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
-		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner -p simulate --bin simulate && \
+		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner -p kubectl-deletion-cost --bin simulate && \
 		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(TARGET_DIR)/debug/e2e-runner" SIMULATE="$(TARGET_DIR)/debug/simulate" \
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
@@ -148,14 +148,14 @@ self-contained:
 # What the policy would do on a cluster snapshot, before installing it:
 #   make simulate SNAPSHOT=cluster.json [SETTINGS=policy.yaml] [SCALE="shop/web=3 ..."] [OUTPUT=json]
 # SNAPSHOT may name two files (nodes, then pods). Bundled examples:
-#   make simulate SNAPSHOT=crates/simulate/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
+#   make simulate SNAPSHOT=crates/kubectl-deletion-cost/snapshots/eks-hybrid/cluster.json SETTINGS=examples/eks-hybrid-bursting.yaml SCALE=shop/web=3
 SNAPSHOT ?=
 SETTINGS ?=
 SCALE ?=
 OUTPUT ?= table
 simulate: policy.wasm
 	@test -n "$(SNAPSHOT)" || { echo "usage: make simulate SNAPSHOT=cluster.json [SETTINGS=settings.yml] [SCALE='ns/name=N ...'] [OUTPUT=json]"; exit 2; }
-	@$(CARGO) run --quiet --locked --profile native-release -p simulate --bin simulate -- \
+	@$(CARGO) run --quiet --locked --profile native-release -p kubectl-deletion-cost --bin simulate -- \
 		--wasm policy.wasm $(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
 		--output $(OUTPUT) $(SNAPSHOT)
 

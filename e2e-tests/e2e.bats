@@ -121,7 +121,7 @@ run_cases() {
         return 1
     fi
     tmp="$(mktemp -d)"
-    snap="$ROOT/crates/simulate/snapshots"
+    snap="$ROOT/crates/kubectl-deletion-cost/snapshots"
     "$simulate" --wasm "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/eks" \
         --settings "$ROOT/examples/eks-hybrid-bursting.yaml" "$snap/eks-hybrid/cluster.json" >/dev/null
     "$simulate" --wasm "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/ack" \

@@ -289,7 +289,7 @@ fn sibling_answer_bytes_per_pod_with_the_field_masks() {
     let read = |rel: &str| -> Value {
         serde_json::from_str(&std::fs::read_to_string(root.join(rel)).unwrap()).unwrap()
     };
-    let snapshot = read("../crates/simulate/snapshots/ack-zones/pods.json");
+    let snapshot = read("../crates/kubectl-deletion-cost/snapshots/ack-zones/pods.json");
     let mut minimal = snapshot["items"]
         .as_array()
         .unwrap()

@@ -13,7 +13,7 @@ use e2e_tests::kube_api::{KubeApi, Store};
 use e2e_tests::policy_server::{self, PolicyEntry, Reply, Rig, review};
 use e2e_tests::rig_cluster::{self as rc, ACK_NODE_I, ACK_NODE_K, HYBRID_NODE};
 use serde_json::Value;
-use simulate::PolicyConfig;
+use kubectl_deletion_cost::PolicyConfig;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -4,7 +4,7 @@
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp, parse_timestamp};
 #[cfg(feature = "policy-config")]
-use simulate::PolicyConfig;
+use kubectl_deletion_cost::PolicyConfig;
 
 /// The name the inputs are read under; every error must start with it.
 const FILE: &str = "fuzz-input";

@@ -18,7 +18,7 @@ fn root() -> PathBuf {
 
 fn snap(rel: &str) -> String {
     root()
-        .join("crates/simulate/snapshots")
+        .join("crates/kubectl-deletion-cost/snapshots")
         .join(rel)
         .display()
         .to_string()

@@ -3,7 +3,7 @@
 //! effect of scale-downs.
 
 use cluster_sim::snapshot::{Snapshot, parse_timestamp};
-use simulate::{self as whatif, Options, PolicyConfig, ScaleTarget};
+use kubectl_deletion_cost::{self as whatif, Options, PolicyConfig, ScaleTarget};
 use std::path::PathBuf;
 use wasm_host::Policy;
 
