@@ -3,6 +3,7 @@
 
 pub mod rehydrate;
 pub mod replay;
+pub mod timing;
 
 use anyhow::{Context, Result, anyhow};
 use serde::{Deserialize, Serialize};
@@ -11,6 +12,8 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use timing::CallTimes;
 use wapc::WapcHost;
 use wasmtime_provider::{WasmtimeEngineProvider, WasmtimeEngineProviderBuilder};
 
@@ -61,6 +64,7 @@ pub struct Policy {
     host: WapcHost,
     responder: Slot,
     logs: Arc<Mutex<Vec<Value>>>,
+    times: Arc<Mutex<CallTimes>>,
 }
 
 impl Policy {
@@ -98,7 +102,8 @@ impl Policy {
     pub fn from_provider(engine: WasmtimeEngineProvider) -> Result<Self> {
         let responder: Slot = Arc::new(Mutex::new(None));
         let logs = Arc::new(Mutex::new(Vec::new()));
-        let (slot, log_sink) = (responder.clone(), logs.clone());
+        let times = Arc::new(Mutex::new(CallTimes::default()));
+        let (slot, log_sink, host_times) = (responder.clone(), logs.clone(), times.clone());
         let callback = move |_id: u64,
                              binding: &str,
                              namespace: &str,
@@ -118,11 +123,15 @@ impl Policy {
                     let responder = guard
                         .as_mut()
                         .ok_or("no host responder set for this evaluation")?;
+                    let start = Instant::now();
+                    let answer = responder.call(operation, payload);
+                    if let Ok(mut t) = host_times.lock() {
+                        t.host_calls += 1;
+                        t.in_host_calls += start.elapsed();
+                    }
                     // policy-evaluator words a failed callback this way
                     // before the guest sees it.
-                    responder
-                        .call(operation, payload)
-                        .map_err(|e| format!("Callback evaluation failure: {e}").into())
+                    answer.map_err(|e| format!("Callback evaluation failure: {e}").into())
                 }
                 _ => {
                     Err(format!("unknown host capability {binding}/{namespace}/{operation}").into())
@@ -135,14 +144,25 @@ impl Policy {
             host,
             responder,
             logs,
+            times,
         })
     }
 
     /// Calls a guest function with a raw payload.
     pub fn call_raw(&self, function: &str, payload: &[u8]) -> Result<Vec<u8>> {
-        self.host
-            .call(function, payload)
-            .map_err(|e| anyhow!("guest call {function} failed: {e}"))
+        let start = Instant::now();
+        let result = self.host.call(function, payload);
+        if let Ok(mut t) = self.times.lock() {
+            t.guest_calls += 1;
+            t.in_guest_calls += start.elapsed();
+        }
+        result.map_err(|e| anyhow!("guest call {function} failed: {e}"))
+    }
+
+    /// Time spent in guest calls and in their host calls since the module
+    /// was loaded.
+    pub fn call_times(&self) -> CallTimes {
+        self.times.lock().map(|t| *t).unwrap_or_default()
     }
 
     pub fn validate_settings(&self, settings: &Value) -> Result<SettingsValidation> {

@@ -1,0 +1,227 @@
+//! What the what-if replay costs on a large snapshot: a generated
+//! `kubectl get nodes,pods -A -o json` export (90 nodes over three zones,
+//! one 3,000-replica Deployment and 70 of 100) is replayed through
+//! `policy.wasm` with zone balance on, as `simulate` does, in fresh
+//! processes one round after another. Each round reports its wall time per
+//! phase, CPU time and peak RSS; the floor is the time the policy itself
+//! spent in the same run (inside guest calls, host calls excluded), so the
+//! host side shows as what is left over.
+//!
+//!   bench-simulate [--divide N] [--rounds R] [--wasm policy.wasm] [--dir DIR]
+//!
+//! `--divide 10` divides every replica count by ten (a 1,000-pod run).
+
+mod large_snapshot;
+
+use anyhow::{Context, Result, bail};
+use cluster_sim::snapshot::Snapshot;
+use kubectl_deletion_cost::{Options, PolicyConfig, ScaleTarget};
+use large_snapshot::Shape;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+use wasm_host::Policy;
+
+struct Args {
+    divide: usize,
+    rounds: usize,
+    wasm: PathBuf,
+    dir: PathBuf,
+}
+
+fn parse(args: &[String]) -> Result<Args> {
+    let mut a = Args {
+        divide: 1,
+        rounds: 3,
+        wasm: wasm_host::default_policy_wasm(),
+        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-simulate"),
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--divide" => a.divide = value()?.parse().context("--divide: a whole number")?,
+            "--rounds" => a.rounds = value()?.parse().context("--rounds: a whole number")?,
+            "--wasm" => a.wasm = value()?.into(),
+            "--dir" => a.dir = value()?.into(),
+            other => bail!(
+                "unknown argument {other:?}; usage: bench-simulate [--divide N] [--rounds R] [--wasm FILE] [--dir DIR]"
+            ),
+        }
+    }
+    if a.divide == 0 || a.rounds == 0 {
+        bail!("--divide and --rounds must be 1 or more");
+    }
+    Ok(a)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("replay") {
+        return replay_round(&args[1..]);
+    }
+    let a = parse(&args)?;
+    let shape = Shape::large(a.divide);
+    std::fs::create_dir_all(&a.dir).with_context(|| a.dir.display().to_string())?;
+    let snapshot = a.dir.join(format!("cluster-{}.json", shape.pods()));
+    let settings = a.dir.join("balance-settings.json");
+    std::fs::write(&settings, large_snapshot::balance_settings().to_string())?;
+    if !snapshot.exists() {
+        let start = Instant::now();
+        let bytes = large_snapshot::write(&shape, &snapshot)?;
+        println!(
+            "generated {} ({:.1} MB) in {:.1} s",
+            snapshot.display(),
+            bytes as f64 / 1e6,
+            start.elapsed().as_secs_f64()
+        );
+    }
+    let size = std::fs::metadata(&snapshot)?.len();
+    println!(
+        "snapshot: {} nodes, {} pods, {:.1} MB of kubectl JSON ({}); settings: {}",
+        shape.nodes,
+        shape.pods(),
+        size as f64 / 1e6,
+        snapshot.display(),
+        large_snapshot::balance_settings()
+    );
+    let web = &shape.deployments[0];
+    let scale = format!("{}/{}={}", web.0, web.1, web.2 / 2);
+    let mut rounds = Vec::new();
+    for round in 1..=a.rounds {
+        let out = Command::new(std::env::current_exe()?)
+            .arg("replay")
+            .args([&a.wasm, &snapshot, &settings])
+            .arg(&scale)
+            .output()
+            .context("running a replay round")?;
+        if !out.status.success() {
+            bail!(
+                "replay round {round} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let line = String::from_utf8_lossy(&out.stdout);
+        let m: Value = serde_json::from_str(line.trim())
+            .with_context(|| format!("round {round} printed {line}"))?;
+        println!("round {round}: {}", describe(&m));
+        rounds.push(m);
+    }
+    summary(&rounds);
+    Ok(())
+}
+
+fn secs(m: &Value, key: &str) -> f64 {
+    m[key].as_f64().unwrap_or(f64::NAN)
+}
+
+fn describe(m: &Value) -> String {
+    format!(
+        "wall {:.2} s (read {:.2}, compile {:.2}, replay {:.2}, report {:.2}), CPU {:.2} s, peak RSS {:.0} MB; replay: policy {:.2} s, host calls {:.2} s ({} calls), rest of host {:.2} s; report digest {}",
+        secs(m, "wall"),
+        secs(m, "read"),
+        secs(m, "compile"),
+        secs(m, "replay"),
+        secs(m, "render"),
+        secs(m, "cpu"),
+        secs(m, "maxRssMB"),
+        secs(m, "policy"),
+        secs(m, "hostCalls"),
+        m["hostCallCount"],
+        secs(m, "replay") - secs(m, "policy") - secs(m, "hostCalls"),
+        m["digest"].as_str().unwrap_or("?"),
+    )
+}
+
+fn summary(rounds: &[Value]) {
+    let range = |key: &str| {
+        let v: Vec<f64> = rounds.iter().map(|m| secs(m, key)).collect();
+        let lo = v.iter().cloned().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        format!("{lo:.2}–{hi:.2}")
+    };
+    let ratio: Vec<f64> = rounds
+        .iter()
+        .map(|m| secs(m, "wall") / secs(m, "policy"))
+        .collect();
+    let lo = ratio.iter().cloned().fold(f64::INFINITY, f64::min);
+    let hi = ratio.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    println!(
+        "over {} rounds: wall {} s, CPU {} s, peak RSS {} MB, policy {} s, host calls {} s; wall / policy {lo:.2}–{hi:.2}",
+        rounds.len(),
+        range("wall"),
+        range("cpu"),
+        range("maxRssMB"),
+        range("policy"),
+        range("hostCalls"),
+    );
+    let digests: std::collections::BTreeSet<&str> = rounds
+        .iter()
+        .filter_map(|m| m["digest"].as_str())
+        .collect();
+    if digests.len() > 1 {
+        println!("warning: the rounds' reports differ ({digests:?})");
+    }
+}
+
+/// One measured round, in this process from its start: read the snapshot,
+/// compile the module, replay, render the table; print the measures as one
+/// JSON line.
+fn replay_round(args: &[String]) -> Result<()> {
+    let [wasm, snapshot, settings, scale] = args else {
+        bail!("replay WASM SNAPSHOT SETTINGS SCALE");
+    };
+    let start = Instant::now();
+    let snapshot = Snapshot::load(&[PathBuf::from(snapshot)]).map_err(anyhow::Error::msg)?;
+    let config = PolicyConfig::load(Some(Path::new(settings))).map_err(anyhow::Error::msg)?;
+    let read = start.elapsed();
+    let policy = Policy::load(Path::new(wasm))?;
+    let compile = start.elapsed() - read;
+    let options = Options {
+        now: Some(snapshot.latest),
+        scales: vec![scale.parse::<ScaleTarget>().map_err(anyhow::Error::msg)?],
+        ..Default::default()
+    };
+    let report = kubectl_deletion_cost::simulate(&policy, &snapshot, &config, &options)
+        .map_err(anyhow::Error::msg)?;
+    let replay = start.elapsed() - read - compile;
+    let table = kubectl_deletion_cost::render_table(&report);
+    let render = start.elapsed() - read - compile - replay;
+    let times = policy.call_times();
+    let (cpu, max_rss_kb) = own_usage();
+    let s = |d: Duration| d.as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "wall": s(start.elapsed()), "read": s(read), "compile": s(compile),
+            "replay": s(replay), "render": s(render),
+            "policy": s(times.policy()), "hostCalls": s(times.in_host_calls),
+            "hostCallCount": times.host_calls, "guestCallCount": times.guest_calls,
+            "cpu": cpu, "maxRssMB": max_rss_kb as f64 / 1024.0,
+            "evaluated": report.snapshot.evaluated,
+            "digest": format!("{:016x}-{}", fnv1a(table.as_bytes()), table.lines().count()),
+        })
+    );
+    Ok(())
+}
+
+/// CPU seconds (user + system) and peak resident set in KiB of this
+/// process so far.
+fn own_usage() -> (f64, i64) {
+    // SAFETY: getrusage fills the struct it is given and nothing else.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (f64::NAN, 0);
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    (t(u.ru_utime) + t(u.ru_stime), u.ru_maxrss)
+}
+
+/// FNV-1a: tells two rounds' (or two builds') reports apart without
+/// keeping them.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
