@@ -12,8 +12,8 @@ use e2e_tests::cases::{self, Case};
 use e2e_tests::kube_api::{KubeApi, Store};
 use e2e_tests::policy_server::{self, PolicyEntry, Reply, Rig, review};
 use e2e_tests::rig_cluster::{self as rc, ACK_NODE_I, ACK_NODE_K, HYBRID_NODE};
-use serde_json::Value;
 use kubectl_deletion_cost::PolicyConfig;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -165,10 +165,10 @@ fn ack_zones_rank_bindings_skip_placeholders_and_follow_the_watch() -> Result<()
     );
     let placeholder =
         cluster.create_rs_pod("shop", "place-holder-k", &[("app", "ack-place-holder")]);
-    if let Some(p) = cluster.pod_mut("shop", &placeholder) {
+    cluster.update_pod("shop", &placeholder, |p| {
         p.priority_class_name = Some("default-priority-class".into());
         p.priority = Some(-1);
-    }
+    });
     let api = KubeApi::start(rc::store(&cluster)?)?;
     let rig = Rig::start(
         &[PolicyEntry::pod_deletion_cost(

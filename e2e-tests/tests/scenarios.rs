@@ -98,9 +98,11 @@ fn add_placeholders(p: &Policy, c: &mut Cluster, settings: &Value) {
     .enumerate()
     {
         let name = c.create_rs_pod("shop", "ack-place-holder-i", &[("app", "ack-place-holder")]);
-        let pod = c.pod_mut("shop", &name).unwrap();
-        pod.priority_class_name = Some("default-priority-class".into());
-        pod.priority = Some(-1);
+        c.update_pod("shop", &name, |pod| {
+            pod.priority_class_name = Some("default-priority-class".into());
+            pod.priority = Some(-1);
+        })
+        .unwrap();
         let out = sim::bind(p, c, settings, "shop", &name, node).unwrap();
         assert!(out.response.accepted);
         assert_eq!(
@@ -110,7 +112,10 @@ fn add_placeholders(p: &Policy, c: &mut Cluster, settings: &Value) {
     }
     // One placeholder carrying the web labels but the placeholder class.
     let name = c.create_rs_pod("shop", "web-6d9c7b8f5d", WEB);
-    c.pod_mut("shop", &name).unwrap().priority_class_name = Some("default-priority-class".into());
+    c.update_pod("shop", &name, |pod| {
+        pod.priority_class_name = Some("default-priority-class".into())
+    })
+    .unwrap();
     let out = sim::bind(p, c, settings, "shop", &name, "cn-beijing.192.168.10.1").unwrap();
     assert_eq!(out.response.mutated_object, None);
 }
@@ -141,14 +146,14 @@ fn scale_web(c: &mut Cluster, replicas: usize) {
         .map(|p| p.name.clone())
         .collect();
     let saved: Vec<sim::Pod> = c
-        .pods
+        .pods()
         .iter()
         .filter(|p| placeholders.contains(&p.name))
         .cloned()
         .collect();
-    c.pods.retain(|p| !placeholders.contains(&p.name));
+    c.pods_mut().retain(|p| !placeholders.contains(&p.name));
     c.scale_down(WEB_RS, replicas);
-    c.pods.extend(saved);
+    c.pods_mut().extend(saved);
 }
 
 fn assert_ranks_unique(c: &Cluster) {
@@ -240,7 +245,7 @@ fn churn_keeps_ranks_unique_and_scale_down_balanced() {
             .map(|p| p.name.clone())
             .collect();
         let victim = real[rng.next(real.len())].clone();
-        c.pods.retain(|p| p.name != victim);
+        c.pods_mut().retain(|p| p.name != victim);
         let zone = zones[rng.next(3)];
         bind_new(&p, &mut c, &settings, &node_in(zone, round));
         assert_ranks_unique(&c);

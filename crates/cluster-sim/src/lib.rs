@@ -5,6 +5,7 @@
 //! It is a library, not test-only code: scenario tests, benchmarks and the
 //! `simulate` command all drive the real `policy.wasm` through it.
 
+mod pod_index;
 pub mod snapshot;
 
 #[cfg(feature = "engine")]
@@ -13,6 +14,7 @@ mod engine;
 pub use engine::{BindOutcome, bind};
 
 use pod_deletion_cost_policy::cluster::TEMPLATE_HASH_LABEL;
+use pod_index::{Before, PodIndex};
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
@@ -149,6 +151,26 @@ pub fn apply_field_masks(object: &Value, masks: &[String]) -> Value {
     out
 }
 
+/// A PodList answer around list items already serialised: the bytes
+/// `serde_json` writes for the whole list as one value.
+fn pod_list<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    const ITEMS: &str = "\"items\":[]";
+    let envelope = json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": []})
+        .to_string();
+    let (head, tail) = envelope.split_once(ITEMS).unwrap_or((&envelope, ""));
+    let mut out = String::from(head);
+    out.push_str("\"items\":[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(item);
+    }
+    out.push(']');
+    out.push_str(tail);
+    out
+}
+
 /// One host call and its answer, as kwctl records them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchange {
@@ -270,7 +292,9 @@ impl ListKey {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     /// In list order (the order the API server's cache returns them).
-    pub pods: Vec<Pod>,
+    /// Private so that every change keeps `index` in step.
+    pods: Vec<Pod>,
+    index: PodIndex,
     pub clock: u64,
     /// Host calls answered since the last `take_exchanges`.
     pub exchanges: Vec<Exchange>,
@@ -304,23 +328,49 @@ impl Cluster {
         self.nodes.iter().find(|n| n.name == name)
     }
 
+    /// Every pod, in list order.
+    pub fn pods(&self) -> &[Pod] {
+        &self.pods
+    }
+
+    /// The pods to change at will: the lookup index is rebuilt on its next
+    /// use.
+    pub fn pods_mut(&mut self) -> &mut Vec<Pod> {
+        self.index.reset();
+        &mut self.pods
+    }
+
+    pub fn add_pod(&mut self, pod: Pod) {
+        self.pods.push(pod);
+        self.index.pushed(&self.pods);
+    }
+
     pub fn pod(&self, namespace: &str, name: &str) -> Option<&Pod> {
         self.pods
             .iter()
             .find(|p| p.name == name && p.namespace == namespace)
     }
 
-    pub fn pod_mut(&mut self, namespace: &str, name: &str) -> Option<&mut Pod> {
-        self.pods
-            .iter_mut()
-            .find(|p| p.name == name && p.namespace == namespace)
+    /// Changes one pod through `f`; `None` when there is no such pod.
+    pub fn update_pod<R>(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        f: impl FnOnce(&mut Pod) -> R,
+    ) -> Option<R> {
+        let i = self.index.position(&self.pods, namespace, name)?;
+        let pod = &mut self.pods[i];
+        let before = Before::of(pod);
+        let out = f(pod);
+        self.index.changed(i, &before, pod);
+        Some(out)
     }
 
     /// Creates an unscheduled pod of a ReplicaSet, as the controller would.
     pub fn create_rs_pod(&mut self, namespace: &str, rs: &str, labels: &[(&str, &str)]) -> String {
         self.clock += 1;
         let name = format!("{rs}-{:05}", self.clock);
-        self.pods.push(Pod {
+        self.add_pod(Pod {
             name: name.clone(),
             namespace: namespace.into(),
             uid: format!("uid-{name}"),
@@ -361,10 +411,6 @@ impl Cluster {
         if operation == "list_resources_by_namespace" && response.is_ok() {
             self.list_keys.insert(ListKey::of(&request));
         }
-        let response = match response {
-            Ok(v) => Ok(v.to_string()),
-            Err(e) => Err(e),
-        };
         self.exchanges.push(Exchange {
             operation: operation.into(),
             request,
@@ -373,7 +419,7 @@ impl Cluster {
         response.map(String::into_bytes)
     }
 
-    fn answer_checked(&self, operation: &str, req: &Value) -> Result<Value, String> {
+    fn answer_checked(&mut self, operation: &str, req: &Value) -> Result<String, String> {
         let s = |k: &str| req.get(k).and_then(Value::as_str).unwrap_or("");
         let masks = string_list(req, "field_masks");
         let expect = |cond: bool, what: &str| -> Result<(), String> {
@@ -403,7 +449,8 @@ impl Cluster {
                     Some(n) if !self.missing_nodes.contains(name) => Ok(json!({
                         "apiVersion": "v1", "kind": "Node",
                         "metadata": {"name": n.name, "uid": format!("uid-node-{}", n.name), "labels": n.labels}
-                    })),
+                    })
+                    .to_string()),
                     _ => Err(format!("nodes \"{name}\" not found")),
                 }
             }
@@ -415,8 +462,8 @@ impl Cluster {
                 expect(masks == POD_MASKS, "field_masks")?;
                 let ns = s("namespace");
                 let name = s("name");
-                match self.pod(ns, name) {
-                    Some(p) => Ok(apply_field_masks(&p.to_json(), &masks)),
+                match self.index.position(&self.pods, ns, name) {
+                    Some(i) => Ok(apply_field_masks(&self.pods[i].to_json(), &masks).to_string()),
                     None => Err(format!("pods \"{name}\" not found")),
                 }
             }
@@ -436,18 +483,10 @@ impl Cluster {
                         ));
                     }
                 };
-                let items: Vec<Value> = self
-                    .pods
-                    .iter()
-                    .filter(|p| {
-                        p.namespace == ns
-                            && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
-                    })
-                    .map(|p| apply_field_masks(&p.to_json(), &masks))
-                    .collect();
-                Ok(
-                    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
-                )
+                let items = self.index.list(&self.pods, ns, selector, |p| {
+                    apply_field_masks(&p.to_json(), &masks).to_string()
+                });
+                Ok(pod_list(items))
             }
             _ => Err(format!("unexpected host call {operation}: {req}")),
         }
@@ -489,7 +528,7 @@ impl Cluster {
     ) {
         self.clock += 1;
         let clock = self.clock;
-        if let Some(p) = self.pod_mut(namespace, pod) {
+        self.update_pod(namespace, pod, |p| {
             if let Some(Value::Object(ann)) = mutated
                 .and_then(|b| b.get("metadata"))
                 .and_then(|m| m.get("annotations"))
@@ -504,7 +543,7 @@ impl Cluster {
             p.phase = "Running".into();
             p.ready = true;
             p.ready_since = clock;
-        }
+        });
     }
 
     /// Pods of a ReplicaSet that the controller counts (not being deleted,
@@ -579,7 +618,8 @@ impl Cluster {
             .collect();
         let excess = order.len().saturating_sub(replicas);
         let removed: Vec<String> = order.into_iter().take(excess).collect();
-        self.pods.retain(|p| !removed.contains(&p.name));
+        let gone: BTreeSet<&String> = removed.iter().collect();
+        self.pods_mut().retain(|p| !gone.contains(&p.name));
         removed
     }
 
@@ -718,10 +758,9 @@ mod tests {
             .collect();
         // Equal costs: the two on n1 go first, the most recently ready first.
         assert_eq!(order, [p2.as_str(), p1.as_str(), p3.as_str()]);
-        c.pod_mut("ns", &p1)
-            .unwrap()
-            .annotations
-            .insert(COST_ANNOTATION.into(), "-5".into());
+        c.update_pod("ns", &p1, |p| {
+            p.annotations.insert(COST_ANNOTATION.into(), "-5".into())
+        });
         let order: Vec<&str> = c
             .deletion_order("uid-rs-web")
             .iter()
@@ -740,9 +779,10 @@ mod tests {
         c.complete_bind("ns", &a, "n1", None);
         c.complete_bind("ns", &b, "n2", None);
         for (name, ready, uid) in [(&a, 1_000, "uid-z"), (&b, 1_100, "uid-a")] {
-            let p = c.pod_mut("ns", name).unwrap();
-            p.ready_since = ready;
-            p.uid = uid.into();
+            c.update_pod("ns", name, |p| {
+                p.ready_since = ready;
+                p.uid = uid.into();
+            });
         }
         let order = |c: &Cluster| -> Vec<String> {
             c.deletion_order("uid-rs-web")
@@ -755,7 +795,7 @@ mod tests {
         // 10,000 s later both are 2^43..2^44 ns old: one bucket, the UID decides.
         c.now = Some(11_000);
         assert_eq!(order(&c), [b.clone(), a.clone()]);
-        c.pod_mut("ns", &b).unwrap().uid = "uid-zz".into();
+        c.update_pod("ns", &b, |p| p.uid = "uid-zz".into());
         assert_eq!(order(&c), [a.clone(), b.clone()]);
         // 150 s and 50 s old: different buckets, the younger goes first.
         c.now = Some(1_150);
@@ -878,6 +918,193 @@ mod tests {
         assert_eq!(masked["spec"], json!({"nodeName": "n1"}));
         assert_eq!(masked["status"], json!({"phase": "Running"}));
         assert_eq!(masked["metadata"]["name"], json!(p));
+    }
+
+    /// A cluster change, or a lookup whose answer is checked.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Create {
+            ns: usize,
+            app: usize,
+            tier: Option<usize>,
+        },
+        Bind {
+            pod: usize,
+            node: usize,
+            cost: i32,
+        },
+        Relabel {
+            pod: usize,
+            app: usize,
+        },
+        Rename {
+            pod: usize,
+        },
+        Remove {
+            pod: usize,
+        },
+        ScaleDown {
+            app: usize,
+            replicas: usize,
+        },
+        List {
+            ns: usize,
+            app: Option<usize>,
+            tier: Option<usize>,
+        },
+        Get {
+            pod: usize,
+        },
+    }
+
+    const NAMESPACES: [&str; 2] = ["shop", "team"];
+    const APPS: [&str; 3] = ["web", "api", "db"];
+    const TIERS: [&str; 2] = ["front", "back"];
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        // Lookups and label changes weigh more than removals, which reset
+        // the whole index.
+        prop_oneof![
+            2 => (0..2usize, 0..3usize, proptest::option::of(0..2usize))
+                .prop_map(|(ns, app, tier)| Step::Create { ns, app, tier }),
+            2 => (0..64usize, 0..2usize, -5..5i32).prop_map(|(pod, node, cost)| Step::Bind {
+                pod,
+                node,
+                cost
+            }),
+            2 => (0..64usize, 0..3usize).prop_map(|(pod, app)| Step::Relabel { pod, app }),
+            1 => (0..64usize).prop_map(|pod| Step::Rename { pod }),
+            1 => (0..64usize).prop_map(|pod| Step::Remove { pod }),
+            1 => (0..3usize, 0..4usize).prop_map(|(app, replicas)| Step::ScaleDown { app, replicas }),
+            6 => (
+                0..2usize,
+                proptest::option::of(0..3usize),
+                proptest::option::of(0..2usize)
+            )
+                .prop_map(|(ns, app, tier)| Step::List { ns, app, tier }),
+            2 => (0..64usize).prop_map(|pod| Step::Get { pod }),
+        ]
+    }
+
+    fn masks(fields: &[&str]) -> Vec<String> {
+        fields.iter().map(|m| m.to_string()).collect()
+    }
+
+    /// The list answer as it was built before the index: every pod walked,
+    /// the matching ones masked, the whole list serialised as one value.
+    fn list_by_walking(c: &Cluster, ns: &str, selector: &[(String, String)]) -> String {
+        let items: Vec<Value> = c
+            .pods()
+            .iter()
+            .filter(|p| {
+                p.namespace == ns && selector.iter().all(|(k, v)| p.labels.get(k) == Some(v))
+            })
+            .map(|p| apply_field_masks(&p.to_json(), &masks(LIST_MASKS)))
+            .collect();
+        json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items})
+            .to_string()
+    }
+
+    fn apply(c: &mut Cluster, step: &Step) -> Result<(), String> {
+        let nth = |c: &Cluster, i: usize| {
+            let pods = c.pods();
+            (!pods.is_empty()).then(|| {
+                let p = &pods[i % pods.len()];
+                (p.namespace.clone(), p.name.clone())
+            })
+        };
+        match *step {
+            Step::Create { ns, app, tier } => {
+                let mut labels = vec![("app", APPS[app])];
+                labels.extend(tier.map(|t| ("tier", TIERS[t])));
+                c.create_rs_pod(NAMESPACES[ns], APPS[app], &labels);
+            }
+            Step::Bind { pod, node, cost } => {
+                if let Some((ns, name)) = nth(c, pod) {
+                    let binding =
+                        json!({"metadata": {"annotations": {COST_ANNOTATION: cost.to_string()}}});
+                    c.complete_bind(&ns, &name, ["n1", "n2"][node], Some(&binding));
+                }
+            }
+            Step::Relabel { pod, app } => {
+                if let Some((ns, name)) = nth(c, pod) {
+                    c.update_pod(&ns, &name, |p| {
+                        p.labels.insert("app".into(), APPS[app].into())
+                    });
+                }
+            }
+            Step::Rename { pod } => {
+                if let Some((ns, name)) = nth(c, pod) {
+                    c.update_pod(&ns, &name, |p| p.name.push('x'));
+                }
+            }
+            Step::Remove { pod } => {
+                if !c.pods().is_empty() {
+                    let i = pod % c.pods().len();
+                    c.pods_mut().remove(i);
+                }
+            }
+            Step::ScaleDown { app, replicas } => {
+                c.scale_down(&format!("uid-rs-{}", APPS[app]), replicas);
+            }
+            Step::List { ns, app, tier } => {
+                let mut terms: Vec<(String, String)> = Vec::new();
+                terms.extend(app.map(|a| ("app".to_string(), APPS[a].to_string())));
+                terms.extend(tier.map(|t| ("tier".to_string(), TIERS[t].to_string())));
+                let selector = match terms.is_empty() {
+                    true => Value::Null,
+                    false => json!(
+                        terms
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    ),
+                };
+                let req = json!({"api_version": "v1", "kind": "Pod", "namespace": NAMESPACES[ns],
+                    "label_selector": selector, "field_selector": null, "field_masks": LIST_MASKS});
+                let got = c.answer("list_resources_by_namespace", req.to_string().as_bytes())?;
+                let want = list_by_walking(c, NAMESPACES[ns], &terms);
+                if got != want.as_bytes() {
+                    return Err(format!(
+                        "list {req}: {} instead of {want}",
+                        String::from_utf8_lossy(&got)
+                    ));
+                }
+            }
+            Step::Get { pod } => {
+                if let Some((ns, name)) = nth(c, pod) {
+                    let req = json!({"api_version": "v1", "kind": "Pod", "name": name, "namespace": ns,
+                        "disable_cache": true, "field_masks": POD_MASKS});
+                    let got = c.answer("get_resource", req.to_string().as_bytes())?;
+                    let pod = c.pod(&ns, &name).ok_or("the pod vanished")?;
+                    let want = apply_field_masks(&pod.to_json(), &masks(POD_MASKS)).to_string();
+                    if got != want.as_bytes() {
+                        return Err(format!(
+                            "get {req}: {} instead of {want}",
+                            String::from_utf8_lossy(&got)
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+        #[test]
+        fn indexed_answers_equal_the_ones_built_by_walking_every_pod(
+            steps in proptest::collection::vec(step(), 1..80)
+        ) {
+            let mut c = cluster();
+            for s in &steps {
+                if let Err(e) = apply(&mut c, s) {
+                    proptest::prop_assert!(false, "after {s:?}: {e}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -465,14 +465,10 @@ pub fn simulate(
         ));
     }
     let mut warnings = config.warnings.clone();
-    let mut cluster = Cluster {
-        nodes: snapshot.nodes.clone(),
-        ..Default::default()
-    };
+    let mut cluster = Cluster::default();
+    cluster.nodes = snapshot.nodes.clone();
     for s in &snapshot.pods {
-        cluster
-            .pods
-            .push(as_before_binding(&s.pod, options.strip_costs));
+        cluster.add_pod(as_before_binding(&s.pod, options.strip_costs));
     }
     let mut order: Vec<&cluster_sim::snapshot::SnapshotPod> = snapshot
         .pods
@@ -580,7 +576,7 @@ pub fn simulate(
     // The replay ran every bound pod as running and ready; the deletion
     // order uses the state the snapshot shows.
     for s in &snapshot.pods {
-        if let Some(c) = cluster.pod_mut(&s.pod.namespace, &s.pod.name) {
+        cluster.update_pod(&s.pod.namespace, &s.pod.name, |c| {
             c.node_name = s.pod.node_name.clone();
             c.phase = s.pod.phase.clone();
             c.ready = s.pod.ready;
@@ -588,7 +584,7 @@ pub fn simulate(
             c.restarts = s.pod.restarts;
             c.deleting = s.pod.deleting;
             c.created = s.pod.created;
-        }
+        });
         if s.mirror {
             decisions.insert(
                 (s.pod.namespace.clone(), s.pod.name.clone()),
@@ -795,7 +791,7 @@ fn replica_sets(
     decisions: &BTreeMap<(String, String), String>,
 ) -> Vec<ReplicaSetReport> {
     let mut owners: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for p in &cluster.pods {
+    for p in cluster.pods() {
         if let Some(o) = p.owner.as_ref().filter(|o| o.kind == "ReplicaSet") {
             owners.insert((p.namespace.clone(), o.name.clone(), o.uid.clone()));
         }

@@ -8,8 +8,8 @@ use e2e_tests::kube_api::KubeApi;
 use e2e_tests::latency::{Percentiles, ms};
 use e2e_tests::policy_server::{PolicyEntry, Rig, review};
 use e2e_tests::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
-use serde_json::{Value, json};
 use kubectl_deletion_cost::PolicyConfig;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -284,10 +284,13 @@ fn first_bindings(rig: &Rig, cluster: &mut Cluster, o: &Options) -> Result<()> {
     let (mut first, mut second) = (Vec::new(), Vec::new());
     for w in 0..o.workloads {
         let rs = format!("fresh-{w}");
-        let before = cluster.pods.len();
+        let before = cluster.pods().len();
         let a = rc::ranked_workload(cluster, "fresh", &rs, &rs, o.siblings);
         let b = cluster.create_rs_pod("fresh", &rs, &[("app", &rs), ("pod-template-hash", &rs)]);
-        let new_pods: Vec<Value> = cluster.pods[before..].iter().map(|p| p.to_json()).collect();
+        let new_pods: Vec<Value> = cluster.pods()[before..]
+            .iter()
+            .map(|p| p.to_json())
+            .collect();
         rig.api
             .update(|store| {
                 new_pods

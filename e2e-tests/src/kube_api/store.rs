@@ -72,7 +72,7 @@ impl Store {
             });
             store.put("nodes", object)?;
         }
-        for pod in &cluster.pods {
+        for pod in cluster.pods() {
             store.put("pods", pod.to_json())?;
         }
         Ok(store)

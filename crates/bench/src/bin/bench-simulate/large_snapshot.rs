@@ -141,7 +141,10 @@ fn condition(kind: &str, at: u64) -> Value {
 
 fn pod(rng: &mut Rng, rs: &ReplicaSet, node: &str, created: u64) -> Value {
     let name = format!("{}-{}-{}", rs.deployment, rs.hash, rng.word(5));
-    let image = format!("registry.example.com/{}/{}:1.14.2", rs.namespace, rs.deployment);
+    let image = format!(
+        "registry.example.com/{}/{}:1.14.2",
+        rs.namespace, rs.deployment
+    );
     let scheduled = created + 1;
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -214,7 +217,12 @@ pub fn objects(shape: &Shape) -> Vec<Value> {
             pod(&mut rng, &sets[set], &node, T0 + t as u64)
         })
         .collect();
-    let key = |p: &Value| (p["metadata"]["namespace"].to_string(), p["metadata"]["name"].to_string());
+    let key = |p: &Value| {
+        (
+            p["metadata"]["namespace"].to_string(),
+            p["metadata"]["name"].to_string(),
+        )
+    };
     pods.sort_by_key(key);
     items.extend(pods);
     items
@@ -262,7 +270,11 @@ mod tests {
         let zones: std::collections::BTreeSet<&str> = s
             .nodes
             .iter()
-            .filter_map(|n| n.labels.get("topology.kubernetes.io/zone").map(String::as_str))
+            .filter_map(|n| {
+                n.labels
+                    .get("topology.kubernetes.io/zone")
+                    .map(String::as_str)
+            })
             .collect();
         assert_eq!(zones.len(), 3);
     }

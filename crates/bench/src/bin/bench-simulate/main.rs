@@ -156,10 +156,8 @@ fn summary(rounds: &[Value]) {
         range("policy"),
         range("hostCalls"),
     );
-    let digests: std::collections::BTreeSet<&str> = rounds
-        .iter()
-        .filter_map(|m| m["digest"].as_str())
-        .collect();
+    let digests: std::collections::BTreeSet<&str> =
+        rounds.iter().filter_map(|m| m["digest"].as_str()).collect();
     if digests.len() > 1 {
         println!("warning: the rounds' reports differ ({digests:?})");
     }
