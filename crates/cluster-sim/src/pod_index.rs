@@ -1,15 +1,19 @@
 //! What answers the policy's pod lookups without walking every pod of the
 //! cluster on every binding: each pod's position by namespace and name, the
-//! members of every (namespace, label selector) list asked for so far, and
-//! each pod's list item serialised once.
+//! members of every (namespace, label selector) list asked for so far, each
+//! pod's list item serialised once, and each list's items joined into one
+//! text that a changed pod patches in place, so that answering a list of
+//! thousands of pods is one copy.
 //!
 //! The cluster keeps it in step: a pod added is appended to the lists it
-//! matches, a pod changed has its item dropped (and, when its name,
-//! namespace or labels changed, the positions or lists with it), anything
-//! else resets the whole index, which is rebuilt on its next use.
+//! matches, a pod changed has its item re-rendered where it appears (and,
+//! when its name, namespace or labels changed, the positions or lists are
+//! dropped), anything else resets the whole index, which is rebuilt on its
+//! next use.
 
 use crate::Pod;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 
 /// `key=value` terms that all have to match.
 pub type Selector = Vec<(String, String)>;
@@ -40,8 +44,65 @@ pub struct PodIndex {
     /// Each pod's list item, by position: absent until asked for and after
     /// the pod changed.
     items: Vec<Option<Box<str>>>,
-    /// Positions, in list order, of the pods matching each list asked for.
-    lists: HashMap<(String, Selector), Vec<usize>>,
+    /// Every list asked for, by namespace and selector.
+    lists: HashMap<(String, Selector), List>,
+}
+
+/// One list's members and their items joined by commas.
+#[derive(Debug, Clone, Default)]
+struct List {
+    /// Positions of the matching pods, ascending: list order.
+    members: Vec<usize>,
+    /// Whether `text` and `spans` hold every member's item.
+    written: bool,
+    text: String,
+    /// Where each member's item is in `text`.
+    spans: Vec<Range<usize>>,
+    /// Members (indexes into `members`) whose item changed since.
+    stale: Vec<usize>,
+}
+
+impl List {
+    fn write(&mut self, items: &[Option<Box<str>>]) {
+        if self.written && self.stale.len() * 8 <= self.members.len() {
+            self.patch(items);
+            return;
+        }
+        self.text.clear();
+        self.spans.clear();
+        for (slot, &i) in self.members.iter().enumerate() {
+            if slot > 0 {
+                self.text.push(',');
+            }
+            let start = self.text.len();
+            self.text.push_str(item_at(items, i));
+            self.spans.push(start..self.text.len());
+        }
+        self.stale.clear();
+        self.written = true;
+    }
+
+    /// Replaces the stale items in place, shifting the spans after each.
+    fn patch(&mut self, items: &[Option<Box<str>>]) {
+        self.stale.sort_unstable();
+        self.stale.dedup();
+        for &slot in &self.stale {
+            let new = item_at(items, self.members[slot]);
+            let old = self.spans[slot].clone();
+            self.text.replace_range(old.clone(), new);
+            self.spans[slot] = old.start..old.start + new.len();
+            if new.len() != old.len() {
+                for span in &mut self.spans[slot + 1..] {
+                    *span = span.start + new.len() - old.len()..span.end + new.len() - old.len();
+                }
+            }
+        }
+        self.stale.clear();
+    }
+}
+
+fn item_at(items: &[Option<Box<str>>], i: usize) -> &str {
+    items.get(i).and_then(|s| s.as_deref()).unwrap_or_default()
 }
 
 pub fn matches(p: &Pod, namespace: &str, selector: &[(String, String)]) -> bool {
@@ -79,9 +140,10 @@ impl PodIndex {
                 .entry(p.name.clone())
                 .or_insert(i);
         }
-        for ((namespace, selector), members) in &mut self.lists {
+        for ((namespace, selector), list) in &mut self.lists {
             if matches(p, namespace, selector) {
-                members.push(i);
+                list.members.push(i);
+                list.written = false;
             }
         }
     }
@@ -96,35 +158,41 @@ impl PodIndex {
         }
         if before.namespace != after.namespace || before.labels != after.labels {
             self.lists.clear();
+            return;
+        }
+        for list in self.lists.values_mut() {
+            if let Ok(slot) = list.members.binary_search(&i) {
+                list.stale.push(slot);
+            }
         }
     }
 
-    /// The list items of the pods in `namespace` matching `selector`, in
-    /// list order, each rendered by `item` the first time it is needed.
-    pub fn list<'a>(
-        &'a mut self,
+    /// The list items, joined by commas, of the pods in `namespace`
+    /// matching `selector`, in list order; `item` renders a pod's item the
+    /// first time it is needed.
+    pub fn list(
+        &mut self,
         pods: &[Pod],
         namespace: &str,
         selector: Selector,
         item: impl Fn(&Pod) -> String,
-    ) -> impl Iterator<Item = &'a str> {
+    ) -> &str {
         self.items.resize(pods.len(), None);
-        let members = self
+        let list = self
             .lists
             .entry((namespace.to_string(), selector))
-            .or_insert_with_key(|(namespace, selector)| {
-                (0..pods.len())
+            .or_insert_with_key(|(namespace, selector)| List {
+                members: (0..pods.len())
                     .filter(|&i| matches(&pods[i], namespace, selector))
-                    .collect()
+                    .collect(),
+                ..List::default()
             });
-        for &i in members.iter() {
+        for &i in &list.members {
             if self.items[i].is_none() {
                 self.items[i] = Some(item(&pods[i]).into_boxed_str());
             }
         }
-        let items = &self.items;
-        members
-            .iter()
-            .filter_map(move |&i| items.get(i).and_then(|s| s.as_deref()))
+        list.write(&self.items);
+        &list.text
     }
 }

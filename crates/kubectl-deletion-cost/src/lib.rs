@@ -467,6 +467,7 @@ pub fn simulate(
     let mut warnings = config.warnings.clone();
     let mut cluster = Cluster::default();
     cluster.nodes = snapshot.nodes.clone();
+    cluster.forget_exchanges = options.export_cases.is_none();
     for s in &snapshot.pods {
         cluster.add_pod(as_before_binding(&s.pod, options.strip_costs));
     }

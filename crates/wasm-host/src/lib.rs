@@ -12,8 +12,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
-use timing::CallTimes;
+use timing::{CallTimes, Stopwatch};
 use wapc::WapcHost;
 use wasmtime_provider::{WasmtimeEngineProvider, WasmtimeEngineProviderBuilder};
 
@@ -123,11 +122,13 @@ impl Policy {
                     let responder = guard
                         .as_mut()
                         .ok_or("no host responder set for this evaluation")?;
-                    let start = Instant::now();
+                    let watch = Stopwatch::start();
                     let answer = responder.call(operation, payload);
+                    let (wall, cpu) = watch.read();
                     if let Ok(mut t) = host_times.lock() {
                         t.host_calls += 1;
-                        t.in_host_calls += start.elapsed();
+                        t.in_host_calls += wall;
+                        t.cpu_in_host_calls += cpu;
                     }
                     // policy-evaluator words a failed callback this way
                     // before the guest sees it.
@@ -150,11 +151,13 @@ impl Policy {
 
     /// Calls a guest function with a raw payload.
     pub fn call_raw(&self, function: &str, payload: &[u8]) -> Result<Vec<u8>> {
-        let start = Instant::now();
+        let watch = Stopwatch::start();
         let result = self.host.call(function, payload);
+        let (wall, cpu) = watch.read();
         if let Ok(mut t) = self.times.lock() {
             t.guest_calls += 1;
-            t.in_guest_calls += start.elapsed();
+            t.in_guest_calls += wall;
+            t.cpu_in_guest_calls += cpu;
         }
         result.map_err(|e| anyhow!("guest call {function} failed: {e}"))
     }

@@ -118,7 +118,7 @@ fn secs(m: &Value, key: &str) -> f64 {
 
 fn describe(m: &Value) -> String {
     format!(
-        "wall {:.2} s (read {:.2}, compile {:.2}, replay {:.2}, report {:.2}), CPU {:.2} s, peak RSS {:.0} MB; replay: policy {:.2} s, host calls {:.2} s ({} calls), rest of host {:.2} s; report digest {}",
+        "wall {:.2} s (read {:.2}, compile {:.2}, replay {:.2}, report {:.2}), CPU {:.2} s, peak RSS {:.0} MB; replay wall: policy {:.2} s, host calls {:.2} s ({} calls), rest of host {:.2} s; replay CPU: {:.2} s, policy {:.2} s, host calls {:.2} s, rest of host {:.2} s; report digest {}",
         secs(m, "wall"),
         secs(m, "read"),
         secs(m, "compile"),
@@ -130,6 +130,10 @@ fn describe(m: &Value) -> String {
         secs(m, "hostCalls"),
         m["hostCallCount"],
         secs(m, "replay") - secs(m, "policy") - secs(m, "hostCalls"),
+        secs(m, "replayCpu"),
+        secs(m, "policyCpu"),
+        secs(m, "hostCallsCpu"),
+        secs(m, "replayCpu") - secs(m, "policyCpu") - secs(m, "hostCallsCpu"),
         m["digest"].as_str().unwrap_or("?"),
     )
 }
@@ -148,13 +152,15 @@ fn summary(rounds: &[Value]) {
     let lo = ratio.iter().cloned().fold(f64::INFINITY, f64::min);
     let hi = ratio.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     println!(
-        "over {} rounds: wall {} s, CPU {} s, peak RSS {} MB, policy {} s, host calls {} s; wall / policy {lo:.2}–{hi:.2}",
+        "over {} rounds: wall {} s, CPU {} s, peak RSS {} MB; policy {} s wall, {} s CPU; host calls {} s wall, {} s CPU; wall / policy {lo:.2}–{hi:.2}",
         rounds.len(),
         range("wall"),
         range("cpu"),
         range("maxRssMB"),
         range("policy"),
+        range("policyCpu"),
         range("hostCalls"),
+        range("hostCallsCpu"),
     );
     let digests: std::collections::BTreeSet<&str> =
         rounds.iter().filter_map(|m| m["digest"].as_str()).collect();
@@ -181,9 +187,11 @@ fn replay_round(args: &[String]) -> Result<()> {
         scales: vec![scale.parse::<ScaleTarget>().map_err(anyhow::Error::msg)?],
         ..Default::default()
     };
+    let cpu_before_replay = own_usage().0;
     let report = kubectl_deletion_cost::simulate(&policy, &snapshot, &config, &options)
         .map_err(anyhow::Error::msg)?;
     let replay = start.elapsed() - read - compile;
+    let replay_cpu = own_usage().0 - cpu_before_replay;
     let table = kubectl_deletion_cost::render_table(&report);
     let render = start.elapsed() - read - compile - replay;
     let times = policy.call_times();
@@ -195,6 +203,8 @@ fn replay_round(args: &[String]) -> Result<()> {
             "wall": s(start.elapsed()), "read": s(read), "compile": s(compile),
             "replay": s(replay), "render": s(render),
             "policy": s(times.policy()), "hostCalls": s(times.in_host_calls),
+            "replayCpu": replay_cpu, "policyCpu": s(times.policy_cpu()),
+            "hostCallsCpu": s(times.cpu_in_host_calls),
             "hostCallCount": times.host_calls, "guestCallCount": times.guest_calls,
             "cpu": cpu, "maxRssMB": max_rss_kb as f64 / 1024.0,
             "evaluated": report.snapshot.evaluated,
