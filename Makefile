@@ -13,7 +13,7 @@ TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench profile perf-stat fuzz-smoke size push clean
+.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench bench-simulate profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -72,7 +72,7 @@ unit-tests:
 # The compiled module through waPC in wasmtime (case table, scenarios,
 # packaging checks), then the same cases under kwctl when it is installed.
 e2e-tests: policy.wasm
-	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p e2e-tests
+	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p bench -p e2e-tests
 	@if ! command -v bats >/dev/null; then \
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
@@ -170,6 +170,19 @@ clean:
 bench: policy.wasm floor.wasm mutating-floor.wasm peer.wasm
 	$(CARGO) run --locked --profile native-release -p bench -- --wasm policy.wasm \
 		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm
+
+# The what-if replay (`simulate`) on a generated snapshot of 90 nodes and
+# 10,000 pods (one 3,000-replica Deployment, 70 of 100) with zone balance
+# on, in fresh processes round after round: wall, CPU and peak RSS, and the
+# policy's own time in the same run as the floor. SIM_DIVIDE=10 divides
+# every replica count by ten:
+#   make bench-simulate [SIM_ROUNDS=3] [SIM_DIVIDE=1]
+SIM_ROUNDS ?= 3
+SIM_DIVIDE ?= 1
+bench-simulate: policy.wasm
+	$(CARGO) build --locked --profile native-release -p bench --bin bench-simulate
+	$(TARGET_DIR)/native-release/bench-simulate --wasm policy.wasm --rounds $(SIM_ROUNDS) \
+		--divide $(SIM_DIVIDE) --dir $(TARGET_DIR)/bench-simulate
 
 # Instructions per call of one scenario under callgrind, which a shared
 # machine's noise does not move: make profile SCENARIO="1000 siblings".

@@ -67,23 +67,17 @@ fn main() -> Result<()> {
     let snapshot = a.dir.join(format!("cluster-{}.json", shape.pods()));
     let settings = a.dir.join("balance-settings.json");
     std::fs::write(&settings, large_snapshot::balance_settings().to_string())?;
-    if !snapshot.exists() {
-        let start = Instant::now();
-        let bytes = large_snapshot::write(&shape, &snapshot)?;
-        println!(
-            "generated {} ({:.1} MB) in {:.1} s",
-            snapshot.display(),
-            bytes as f64 / 1e6,
-            start.elapsed().as_secs_f64()
-        );
-    }
-    let size = std::fs::metadata(&snapshot)?.len();
+    // Written afresh every time (about a second): a file left from an
+    // older generator would measure something else.
+    let start = Instant::now();
+    let size = large_snapshot::write(&shape, &snapshot)?;
     println!(
-        "snapshot: {} nodes, {} pods, {:.1} MB of kubectl JSON ({}); settings: {}",
+        "snapshot: {} nodes, {} pods, {:.1} MB of kubectl JSON ({}, written in {:.1} s); settings: {}",
         shape.nodes,
         shape.pods(),
         size as f64 / 1e6,
         snapshot.display(),
+        start.elapsed().as_secs_f64(),
         large_snapshot::balance_settings()
     );
     let web = &shape.deployments[0];
