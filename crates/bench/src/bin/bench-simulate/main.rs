@@ -58,8 +58,10 @@ fn parse(args: &[String]) -> Result<Args> {
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("replay") {
-        return replay_round(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("replay") => return replay_round(&args[1..]),
+        Some("generate") => return generate(&args[1..]),
+        _ => {}
     }
     let a = parse(&args)?;
     let shape = Shape::large(a.divide);
@@ -68,9 +70,16 @@ fn main() -> Result<()> {
     let settings = a.dir.join("balance-settings.json");
     std::fs::write(&settings, large_snapshot::balance_settings().to_string())?;
     // Written afresh every time (about a second): a file left from an
-    // older generator would measure something else.
+    // older generator would measure something else. In a process of its
+    // own: a round forked from a process that held the whole snapshot
+    // would count that process's memory in its peak RSS.
     let start = Instant::now();
-    let size = large_snapshot::write(&shape, &snapshot)?;
+    run_self(&[
+        "generate".as_ref(),
+        a.divide.to_string().as_ref(),
+        snapshot.as_os_str(),
+    ])?;
+    let size = std::fs::metadata(&snapshot)?.len();
     println!(
         "snapshot: {} nodes, {} pods, {:.1} MB of kubectl JSON ({}, written in {:.1} s); settings: {}",
         shape.nodes,
@@ -84,25 +93,43 @@ fn main() -> Result<()> {
     let scale = format!("{}/{}={}", web.0, web.1, web.2 / 2);
     let mut rounds = Vec::new();
     for round in 1..=a.rounds {
-        let out = Command::new(std::env::current_exe()?)
-            .arg("replay")
-            .args([&a.wasm, &snapshot, &settings])
-            .arg(&scale)
-            .output()
-            .context("running a replay round")?;
-        if !out.status.success() {
-            bail!(
-                "replay round {round} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let line = String::from_utf8_lossy(&out.stdout);
+        let out = run_self(&[
+            "replay".as_ref(),
+            a.wasm.as_os_str(),
+            snapshot.as_os_str(),
+            settings.as_os_str(),
+            scale.as_ref(),
+        ])
+        .with_context(|| format!("replay round {round}"))?;
+        let line = String::from_utf8_lossy(&out);
         let m: Value = serde_json::from_str(line.trim())
             .with_context(|| format!("round {round} printed {line}"))?;
         println!("round {round}: {}", describe(&m));
         rounds.push(m);
     }
     summary(&rounds);
+    Ok(())
+}
+
+/// Runs this program with `args` in a child process; its standard output.
+fn run_self(args: &[&std::ffi::OsStr]) -> Result<Vec<u8>> {
+    let out = Command::new(std::env::current_exe()?)
+        .args(args)
+        .output()
+        .context("starting bench-simulate")?;
+    if !out.status.success() {
+        bail!("failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(out.stdout)
+}
+
+/// `generate DIVIDE FILE`: writes the snapshot.
+fn generate(args: &[String]) -> Result<()> {
+    let [divide, path] = args else {
+        bail!("generate DIVIDE FILE");
+    };
+    let divide = divide.parse().context("DIVIDE: a whole number")?;
+    large_snapshot::write(&Shape::large(divide), Path::new(path))?;
     Ok(())
 }
 
