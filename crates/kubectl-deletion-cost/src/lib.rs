@@ -5,6 +5,13 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
+#[cfg(feature = "cli")]
+pub mod cli;
+#[cfg(feature = "cli")]
+pub mod policy_source;
+#[cfg(feature = "cli")]
+pub mod registry;
+
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use pod_deletion_cost_policy::selector::LabelSelector;
@@ -454,6 +461,18 @@ pub fn simulate(
     config: &PolicyConfig,
     options: &Options,
 ) -> Result<Report, String> {
+    simulate_with_progress(policy, snapshot, config, options, &mut |_, _| {})
+}
+
+/// [`simulate`], calling `progress(replayed, total)` before each binding
+/// is replayed and once all are.
+pub fn simulate_with_progress(
+    policy: &Policy,
+    snapshot: &Snapshot,
+    config: &PolicyConfig,
+    options: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, String> {
     let verdict = policy
         .validate_settings(&config.settings)
         .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
@@ -487,7 +506,9 @@ pub fn simulate(
     let mut bindings = Vec::new();
     let mut decisions: BTreeMap<(String, String), String> = BTreeMap::new();
     let (mut evaluated, mut not_sent) = (0, 0);
-    for s in order {
+    let total = order.len();
+    for (replayed, s) in order.into_iter().enumerate() {
+        progress(replayed, total);
         let p = &s.pod;
         let node = p.node_name.clone().unwrap_or_default();
         let mut report = BindingReport {
@@ -574,6 +595,7 @@ pub fn simulate(
         );
         bindings.push(report);
     }
+    progress(total, total);
     // The replay ran every bound pod as running and ready; the deletion
     // order uses the state the snapshot shows.
     for s in &snapshot.pods {
