@@ -14,6 +14,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use wasm_host::Policy;
 
+pub mod audit;
+pub mod backfill;
+pub mod expected;
+
 pub use pod_deletion_cost_policy::settings::DEFAULT_TOPOLOGY_KEY;
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
@@ -447,6 +451,23 @@ pub struct ScaleReport {
     pub zones_after: BTreeMap<String, usize>,
 }
 
+/// The policy's own check of the settings, its message naming where they
+/// came from.
+pub fn check_settings(policy: &Policy, config: &PolicyConfig) -> Result<(), String> {
+    let verdict = policy
+        .validate_settings(&config.settings)
+        .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
+    if verdict.valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the policy refuses these settings: {}",
+            config.source,
+            verdict.message.unwrap_or_default()
+        ))
+    }
+}
+
 /// Replays the snapshot's bindings through `policy` and reports.
 pub fn simulate(
     policy: &Policy,
@@ -454,16 +475,7 @@ pub fn simulate(
     config: &PolicyConfig,
     options: &Options,
 ) -> Result<Report, String> {
-    let verdict = policy
-        .validate_settings(&config.settings)
-        .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
-    if !verdict.valid {
-        return Err(format!(
-            "{}: the policy refuses these settings: {}",
-            config.source,
-            verdict.message.unwrap_or_default()
-        ));
-    }
+    check_settings(policy, config)?;
     let mut warnings = config.warnings.clone();
     let mut cluster = Cluster {
         nodes: snapshot.nodes.clone(),
@@ -1021,7 +1033,7 @@ pub fn render_table(r: &Report) -> String {
     out
 }
 
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
