@@ -143,10 +143,15 @@ fn cost_finding(v: &PodView) -> Option<Finding> {
         (None, true) => Some(finding(
             v,
             FindingKind::MissingCost,
-            format!(
-                "no cost; the policy would write {base} minus the pod's rank in zone {}",
-                v.zone.as_deref().unwrap_or("-")
-            ),
+            match (v.rank, v.cost_with_rank(v.rank)) {
+                (Some(r), Some(want)) => {
+                    format!("no cost; the policy would write {want} ({base} minus rank {r})")
+                }
+                _ => format!(
+                    "no cost nor rank; the policy would write {base} minus the pod's rank in zone {}",
+                    v.zone.as_deref().unwrap_or("-")
+                ),
+            },
         )),
         (Some(cost), _) => {
             let want = v.cost_with_rank(v.rank)?;
@@ -224,7 +229,11 @@ fn rank_findings(key: &ZoneKey, members: &[&PodView]) -> Vec<Finding> {
         zone: Some(zone.clone()),
         detail,
     };
-    for v in members.iter().filter(|v| v.ranked() && v.rank.is_none()) {
+    // A pod without a cost is reported as such, its rank with it.
+    for v in members
+        .iter()
+        .filter(|v| v.ranked() && v.rank.is_none() && v.cost.is_some())
+    {
         let detail = match &v.rank_text {
             None => "no rank".to_string(),
             Some(t) => format!("rank {t:?} is not a rank (plain decimal, no sign)"),

@@ -143,6 +143,15 @@ pub fn render_commands(patches: &[Patch]) -> String {
 
 /// Quotes a word for a POSIX shell; plain words stay as they are.
 fn quote(word: &str) -> String {
+    // shlex also quotes `=` (an assignment in first position), which no
+    // word here is: keep `key=value` readable.
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        return word.to_string();
+    }
     // Only a NUL byte cannot be quoted; Kubernetes names and annotation
     // values never hold one.
     shlex::try_quote(word)

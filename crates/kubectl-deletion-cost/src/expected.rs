@@ -97,7 +97,12 @@ pub fn evaluate(
     config: &PolicyConfig,
 ) -> Result<Vec<PodView>, String> {
     crate::check_settings(policy, config)?;
-    let zone_key = config.topology_key();
+    // Without `zones` the policy reads no zone at all.
+    let zone_key = config
+        .settings
+        .get("zones")
+        .is_some_and(|z| !z.is_null())
+        .then(|| config.topology_key());
     let mut cluster = cluster_of(snapshot, snapshot.latest);
     let mut out = Vec::new();
     for s in &snapshot.pods {
@@ -111,9 +116,9 @@ pub fn evaluate(
         if s.mirror || p.deleting || matches!(p.phase.as_str(), "Succeeded" | "Failed") {
             continue;
         }
-        let node_zone = cluster
-            .node(node)
-            .and_then(|n| n.labels.get(&zone_key))
+        let node_zone = zone_key
+            .as_ref()
+            .and_then(|key| cluster.node(node)?.labels.get(key))
             .filter(|z| !z.is_empty())
             .cloned();
         let verdict = match config.sends(&p.namespace) {

@@ -335,6 +335,9 @@ pub struct Options {
     /// default: the snapshot's newest timestamp.
     pub now: Option<u64>,
     pub scales: Vec<ScaleTarget>,
+    /// When the policy was installed: bindings before it never reached
+    /// it, and the pods keep what they carried.
+    pub installed_at: Option<u64>,
     /// Write every evaluated binding as an end-to-end case folder (request,
     /// settings, kwctl replay session, expected answer) under this
     /// directory, so the prediction can be checked under kwctl.
@@ -518,7 +521,11 @@ pub fn simulate(
             warnings: Vec::new(),
             message: None,
         };
-        match config.sends(&p.namespace) {
+        let sent = match options.installed_at {
+            Some(t) if s.scheduled < t => Err("bound before the policy was installed"),
+            _ => config.sends(&p.namespace),
+        };
+        match sent {
             Err(why) => {
                 not_sent += 1;
                 report.decision = why.to_string();
@@ -694,6 +701,7 @@ fn notes(bindings: &[BindingReport]) -> Vec<String> {
                 "pods that keep the cost they already carried (keepExistingCost)"
             }
             d if d.starts_with("outside") => "bindings the API server would not send to the policy",
+            d if d.starts_with("bound before") => "pods bound before the policy was installed",
             _ => continue,
         };
         groups
