@@ -329,7 +329,7 @@ fn halving(cluster: &Cluster, config: &PolicyConfig, set: &BalancedSet) -> Halvi
     let zone_costs: BTreeSet<i64> = zones.iter().map(|z| zone_cost(config, z)).collect();
     if zone_costs.len() > 1 {
         return Halving::AsZoneCostsAsk(format!(
-            "{}/{}: {detail}; uneven as zones.deletionCosts asks (the zones' costs differ)",
+            "{}/{}: {detail}; not flagged: zones.deletionCosts gives these zones different costs",
             set.namespace, set.name
         ));
     }
