@@ -12,6 +12,9 @@ SOURCES := $(shell find src -name '*.rs') Cargo.toml Cargo.lock
 TARGET_DIR := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
 TARGET_DIR := $(if $(TARGET_DIR),$(TARGET_DIR),target)
 WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
+# kubectl-deletion-cost embeds the policy module: its build script takes
+# this one instead of building the module again in a nested cargo.
+export DELETION_COST_POLICY_WASM := $(CURDIR)/policy.wasm
 
 .PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench profile perf-stat fuzz-smoke size push clean
 
@@ -62,7 +65,7 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-lint:
+lint: policy.wasm
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --locked -p pod-deletion-cost-policy --target $(WASM_TARGET) -- -D warnings
 
@@ -77,12 +80,12 @@ e2e-tests: policy.wasm
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
 		echo "e2e.bats with the kwctl stand-in (checks the suite's own plumbing):"; \
-		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner -p kubectl-deletion-cost --bin simulate && \
-		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(TARGET_DIR)/debug/e2e-runner" SIMULATE="$(TARGET_DIR)/debug/simulate" \
+		$(CARGO) build --quiet --locked -p e2e-tests --bin e2e-runner -p kubectl-deletion-cost --bin kubectl-deletion_cost && \
+		PATH="$(CURDIR)/e2e-tests/kwctl-stand-in:$$PATH" E2E_RUNNER="$(TARGET_DIR)/debug/e2e-runner" DELETION_COST="$(TARGET_DIR)/debug/kubectl-deletion_cost" \
 			POLICY="$(CURDIR)/policy.wasm" bats e2e-tests/e2e.bats || exit 1; \
 		if command -v $(KWCTL) >/dev/null; then \
 			echo "e2e.bats under $$($(KWCTL) --version | head -n1):"; \
-			$(MAKE) --no-print-directory annotated-policy.wasm && SIMULATE="$(TARGET_DIR)/debug/simulate" bats --show-output-of-passing-tests e2e-tests/e2e.bats || exit 1; \
+			$(MAKE) --no-print-directory annotated-policy.wasm && DELETION_COST="$(TARGET_DIR)/debug/kubectl-deletion_cost" bats --show-output-of-passing-tests e2e-tests/e2e.bats || exit 1; \
 		else \
 			bats e2e-tests/e2e.bats; \
 		fi; \
@@ -138,7 +141,7 @@ policy-server-latency: annotated-policy.wasm annotated-floor.wasm
 # The fuzz harnesses on the stable toolchain: every saved regression and
 # seed replayed through the entry points the fuzz targets call (fuzz/ is a
 # workspace of its own; it shares this one's target directory).
-fuzz-regressions:
+fuzz-regressions: policy.wasm
 	CARGO_TARGET_DIR="$(TARGET_DIR)" $(CARGO) test --locked --manifest-path fuzz/Cargo.toml --features policy-config
 
 # A clone has nothing beside it: no tracked file may read outside the repository.
@@ -155,8 +158,8 @@ SCALE ?=
 OUTPUT ?= table
 simulate: policy.wasm
 	@test -n "$(SNAPSHOT)" || { echo "usage: make simulate SNAPSHOT=cluster.json [SETTINGS=settings.yml] [SCALE='ns/name=N ...'] [OUTPUT=json]"; exit 2; }
-	@$(CARGO) run --quiet --locked --profile native-release -p kubectl-deletion-cost --bin simulate -- \
-		--wasm policy.wasm $(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
+	@$(CARGO) run --quiet --locked --profile native-release -p kubectl-deletion-cost -- simulate \
+		$(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
 		--output $(OUTPUT) $(SNAPSHOT)
 
 clean:

@@ -109,22 +109,23 @@ run_cases() {
     [ "$failed" -eq 0 ]
 }
 
-# CASES_DIR runs another table, for instance one `simulate --export-cases` wrote.
+# CASES_DIR runs another table, for instance one
+# `kubectl deletion-cost simulate --export-cases` wrote.
 @test "every case folder agrees with its expect.json under kwctl" {
     run_cases "${CASES_DIR:-$ROOT/e2e-tests/cases}"
 }
 
 @test "the simulator's predictions for the bundled snapshots hold under kwctl" {
-    local simulate="${SIMULATE:-$ROOT/target/debug/simulate}" tmp snap
-    if [ ! -x "$simulate" ]; then
-        echo "$simulate not found: cargo build -p e2e-tests --bin simulate" >&2
+    local command="${DELETION_COST:-$ROOT/target/debug/kubectl-deletion_cost}" tmp snap
+    if [ ! -x "$command" ]; then
+        echo "$command not found: cargo build -p kubectl-deletion-cost" >&2
         return 1
     fi
     tmp="$(mktemp -d)"
     snap="$ROOT/crates/kubectl-deletion-cost/snapshots"
-    "$simulate" --wasm "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/eks" \
+    "$command" simulate --policy "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/eks" \
         --settings "$ROOT/examples/eks-hybrid-bursting.yaml" "$snap/eks-hybrid/cluster.json" >/dev/null
-    "$simulate" --wasm "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/ack" \
+    "$command" simulate --policy "$POLICY" --now 2026-11-22T00:00:00Z --export-cases "$tmp/ack" \
         --settings "$ROOT/examples/ack-zones-placeholders.yaml" \
         "$snap/ack-zones/nodes.json" "$snap/ack-zones/pods.json" >/dev/null
     local status=0

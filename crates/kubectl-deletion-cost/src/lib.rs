@@ -5,6 +5,10 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
+pub mod cli;
+pub mod policy_source;
+pub mod registry;
+
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use pod_deletion_cost_policy::selector::LabelSelector;

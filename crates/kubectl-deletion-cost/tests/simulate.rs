@@ -35,8 +35,9 @@ struct Run {
 }
 
 fn simulate(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_simulate"))
-        .args(["--wasm", &cases::default_wasm().display().to_string()])
+    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-deletion_cost"))
+        .arg("simulate")
+        .args(["--policy", &cases::default_wasm().display().to_string()])
         .args(args)
         .output()
         .expect("simulate runs");
@@ -429,35 +430,35 @@ enum Says {
     "bad.json",
     Some(r#"{"apiVersion":"v1","kind":"List","items":[{"apiVersion":"v1","kind":"Node","metadata":{"name":"n1","labels":{"zone":7}}}]}"#),
     &["FILE"],
-    1,
+    2,
     Says::Exactly("error: FILE: items[0] (Node n1): metadata.labels.zone: expected a string, found 7")
 )]
 #[case::snapshot_time_with_a_non_ascii_character(
     "bad-time.json",
     Some(r#"{"kind":"List","items":[{"kind":"Pod","metadata":{"name":"p","namespace":"ns","creationTimestamp":"2026-11-30T12:00:00é1234"}}]}"#),
     &["FILE"],
-    1,
+    2,
     Says::Exactly("error: FILE: items[0] (Pod ns/p): metadata.creationTimestamp: \"2026-11-30T12:00:00é1234\" is not an RFC 3339 time such as 2026-11-20T08:15:02Z")
 )]
 #[case::cost_beyond_int32(
     "settings.yml",
     Some("rules:\n  - nodeSelector: {matchLabels: {a: b}}\n    deletionCost: 99999999999\n"),
     &["--settings", "FILE", "EKS"],
-    1,
+    2,
     Says::StartsWith("error: FILE: the policy refuses these settings: rules[0].deletionCost")
 )]
 #[case::two_policies_in_one_file(
     "two.yaml",
     Some("apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: a}\nspec: {}\n---\napiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: b}\nspec: {}\n"),
     &["--settings", "FILE", "EKS"],
-    1,
+    2,
     Says::Exactly("error: FILE: 2 Kubewarden policies (a, b); keep the one to simulate")
 )]
 #[case::scale_target_without_pods(
     "",
     None,
     &["--scale", "shop/nope=2", "--now", NOW, "EKS"],
-    1,
+    2,
     Says::Exactly("error: --scale shop/nope: no ReplicaSet or Deployment of that name has pods; ReplicaSets with pods in shop: web-7d9f8c6b5d (Deployment web)")
 )]
 #[case::scale_without_namespace(
@@ -465,16 +466,16 @@ enum Says {
     None,
     &["--scale", "web=2", "x.json"],
     2,
-    Says::StartsWith("error: --scale \"web=2\": expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3\nusage: simulate")
+    Says::StartsWith("error: invalid value 'web=2' for '--scale <NS/NAME=N>': --scale \"web=2\": expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3\n")
 )]
 #[case::no_snapshot(
     "",
     None,
     &[],
     2,
-    Says::StartsWith("error: no snapshot file given\nusage:")
+    Says::StartsWith("error: the following required arguments were not provided:\n  <SNAPSHOT>...\n\nUsage: kubectl deletion-cost simulate")
 )]
-#[case::snapshot_missing("missing.json", None, &["FILE"], 1, Says::StartsWith("error: FILE: cannot read: "))]
+#[case::snapshot_missing("missing.json", None, &["FILE"], 2, Says::StartsWith("error: FILE: cannot read: "))]
 fn bad_inputs_name_the_file_and_field(
     #[case] file: &str,
     #[case] text: Option<&str>,
