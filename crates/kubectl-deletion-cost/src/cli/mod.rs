@@ -1,6 +1,8 @@
 //! The command line: one subcommand per file of this module, the options
 //! every snapshot-reading subcommand shares in `inputs`.
 
+mod audit;
+mod backfill;
 mod completion;
 mod inputs;
 mod simulate;
@@ -34,6 +36,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Simulate(simulate::SimulateArgs),
+    Audit(audit::AuditArgs),
+    Backfill(backfill::BackfillArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -64,6 +68,8 @@ pub fn main() -> ExitCode {
 pub fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Simulate(args) => simulate::run(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Backfill(args) => backfill::run(&args),
         Command::Completion(args) => completion::run(&args),
     }
 }
