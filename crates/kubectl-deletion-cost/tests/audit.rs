@@ -488,3 +488,88 @@ fn damaged_annotations_are_found_and_fixed_with_include_existing() {
     );
     assert_eq!(lines(&after), Vec::<String>::new());
 }
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The command itself: `kubectl-deletion_cost <command> --policy
+/// policy.wasm --now NOW <args>`.
+fn command(subcommand: &str, args: &[String]) -> Run {
+    let wasm = wasm_host::default_policy_wasm().display().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-deletion_cost"))
+        .args([subcommand, "--policy", &wasm, "--now", NOW])
+        .args(args)
+        .output()
+        .expect("the command runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn paths(files: &[PathBuf]) -> Vec<String> {
+    files.iter().map(|f| f.display().to_string()).collect()
+}
+
+#[test]
+fn audit_exit_status_says_whether_something_was_found() {
+    let dir = scratch("cli-status");
+    let settings = root().join("examples/ack-zones-placeholders.yaml");
+    let mut args = vec!["--settings".to_string(), settings.display().to_string()];
+    args.extend(paths(&ack_half_installed(&dir.join("half"))));
+    let found = command("audit", &args);
+    assert_eq!(found.code, 1, "{}", found.stderr);
+    assert!(found.stdout.contains("Findings (5):"), "{}", found.stdout);
+    let json: Value = serde_json::from_str(
+        &command(
+            "audit",
+            &[args.clone(), vec!["-o".into(), "json".into()]].concat(),
+        )
+        .stdout,
+    )
+    .expect("JSON report");
+    assert_eq!(json["findings"].as_array().map(Vec::len), Some(5));
+    assert_eq!(json["findings"][0]["kind"], "missing-cost");
+
+    let backfill = command("backfill", &args);
+    assert_eq!(backfill.code, 0, "{}", backfill.stderr);
+    let fixed = apply_backfill(
+        &ack_half_installed(&dir.join("half")),
+        &backfill.stdout,
+        &dir.join("fixed"),
+    );
+    let mut clean_args = vec!["--settings".to_string(), settings.display().to_string()];
+    clean_args.extend(paths(&fixed));
+    let clean = command("audit", &clean_args);
+    assert_eq!(clean.code, 0, "{}{}", clean.stdout, clean.stderr);
+    assert!(clean.stdout.contains("Findings: none"), "{}", clean.stdout);
+}
+
+#[rstest::rstest]
+#[case::missing_snapshot(&["/nonexistent/cluster.json"], "error: /nonexistent/cluster.json: cannot read")]
+#[case::settings_refused(&["--settings", "@bad-settings", "@eks"], "the policy refuses these settings")]
+#[case::strip_costs(&["--strip-costs", "@eks"], "error: --strip-costs: audit reads the pods' annotations as they are")]
+fn audit_bad_input_exits_2(#[case] args: &[&str], #[case] message: &str) {
+    let dir = scratch(&format!("bad-input-{}", message.len()));
+    let bad_settings = dir.join("settings.yaml");
+    std::fs::write(&bad_settings, "rules: [{deletionCost: 1, nodeSelector: {matchLabels: {a: b}}, name: x}, {deletionCost: 2, name: x}]\n").unwrap();
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match *a {
+            "@bad-settings" => bad_settings.display().to_string(),
+            "@eks" => snap("eks-hybrid/cluster.json").display().to_string(),
+            other => other.to_string(),
+        })
+        .collect();
+    for subcommand in ["audit", "backfill"] {
+        let r = command(subcommand, &args);
+        assert_eq!(r.code, 2, "{subcommand}: {}", r.stderr);
+        let message = message.replace("audit reads", &format!("{subcommand} reads"));
+        assert!(r.stderr.contains(&message), "{subcommand}: {}", r.stderr);
+        assert_eq!(r.stdout, "");
+    }
+}

@@ -36,9 +36,9 @@ pub fn run(args: &AuditArgs) -> Result<ExitCode, String> {
     match args.output {
         AuditOutput::Json => {
             let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-            println!("{text}");
+            super::print_out(&(text + "\n"))?;
         }
-        AuditOutput::Table => print!("{}", crate::audit::render_table(&report)),
+        AuditOutput::Table => super::print_out(&crate::audit::render_table(&report))?,
     }
     Ok(if report.findings.is_empty() {
         ExitCode::SUCCESS

@@ -39,9 +39,9 @@ pub fn run(args: &BackfillArgs) -> Result<ExitCode, String> {
     match args.output {
         BackfillOutput::Json => {
             let text = serde_json::to_string_pretty(&patches).map_err(|e| e.to_string())?;
-            println!("{text}");
+            super::print_out(&(text + "\n"))?;
         }
-        BackfillOutput::Commands => print!("{}", crate::backfill::render_commands(&patches)),
+        BackfillOutput::Commands => super::print_out(&crate::backfill::render_commands(&patches))?,
     }
     Ok(ExitCode::SUCCESS)
 }

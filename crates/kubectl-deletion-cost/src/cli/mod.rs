@@ -73,3 +73,16 @@ pub fn run(command: Command) -> Result<ExitCode, String> {
         Command::Completion(args) => completion::run(&args),
     }
 }
+
+/// Writes a report to standard output. A reader that stops early (`| head`)
+/// is not an error: the rest is simply not wanted.
+pub fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("standard output: {e}"))
+        }
+        _ => Ok(()),
+    }
+}
