@@ -21,6 +21,7 @@ use wasm_host::Policy;
 pub mod audit;
 pub mod backfill;
 pub mod expected;
+pub mod html;
 
 pub use pod_deletion_cost_policy::settings::DEFAULT_TOPOLOGY_KEY;
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
