@@ -16,7 +16,7 @@ WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 # this one instead of building the module again in a nested cargo.
 export DELETION_COST_POLICY_WASM := $(CURDIR)/policy.wasm
 
-.PHONY: all self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench profile perf-stat fuzz-smoke size push clean
+.PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -161,6 +161,15 @@ simulate: policy.wasm
 	@$(CARGO) run --quiet --locked --profile native-release -p kubectl-deletion-cost -- simulate \
 		$(if $(SETTINGS),--settings $(SETTINGS)) $(foreach s,$(SCALE),--scale $(s)) \
 		--output $(OUTPUT) $(SNAPSHOT)
+
+# `kubectl deletion-cost` on PATH: kubectl-deletion_cost with this
+# policy.wasm built in, in cargo's bin directory (~/.cargo/bin), or under
+# INSTALL_ROOT/bin: make install [INSTALL_ROOT=~/.local]. Built in this
+# checkout's target directory, so what `make test` built is reused.
+INSTALL_ROOT ?=
+install: policy.wasm
+	$(CARGO) install --locked --profile native-release --target-dir "$(TARGET_DIR)" \
+		--path crates/kubectl-deletion-cost $(if $(INSTALL_ROOT),--root "$(INSTALL_ROOT)")
 
 clean:
 	$(CARGO) clean

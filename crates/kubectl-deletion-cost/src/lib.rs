@@ -483,6 +483,18 @@ pub fn simulate(
     config: &PolicyConfig,
     options: &Options,
 ) -> Result<Report, String> {
+    simulate_with_progress(policy, snapshot, config, options, &mut |_, _| {})
+}
+
+/// [`simulate`], calling `progress(replayed, total)` before each binding
+/// is replayed and once all are.
+pub fn simulate_with_progress(
+    policy: &Policy,
+    snapshot: &Snapshot,
+    config: &PolicyConfig,
+    options: &Options,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Report, String> {
     check_settings(policy, config)?;
     let mut warnings = config.warnings.clone();
     let mut cluster = Cluster {
@@ -510,7 +522,9 @@ pub fn simulate(
     let mut bindings = Vec::new();
     let mut decisions: BTreeMap<(String, String), String> = BTreeMap::new();
     let (mut evaluated, mut not_sent) = (0, 0);
-    for s in order {
+    let total = order.len();
+    for (replayed, s) in order.into_iter().enumerate() {
+        progress(replayed, total);
         let p = &s.pod;
         let node = p.node_name.clone().unwrap_or_default();
         let mut report = BindingReport {
@@ -601,6 +615,7 @@ pub fn simulate(
         );
         bindings.push(report);
     }
+    progress(total, total);
     // The replay ran every bound pod as running and ready; the deletion
     // order uses the state the snapshot shows.
     for s in &snapshot.pods {

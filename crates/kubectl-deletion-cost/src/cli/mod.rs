@@ -5,9 +5,11 @@ mod audit;
 mod backfill;
 mod completion;
 mod inputs;
+mod progress;
 mod simulate;
 
 pub use inputs::{Inputs, Loaded, STDIN_NAME};
+pub use progress::Progress;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -2,6 +2,7 @@
 //! costs, ranks, deletion order and the effect of scale-downs.
 
 use super::Inputs;
+use super::progress::Progress;
 use crate::ScaleTarget;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -44,7 +45,14 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
     let mut options = loaded.options;
     options.scales = args.scale.clone();
     options.export_cases = args.export_cases.clone();
-    let report = crate::simulate(&loaded.policy, &loaded.snapshot, &loaded.config, &options)?;
+    let mut progress = Progress::on_stderr();
+    let report = crate::simulate_with_progress(
+        &loaded.policy,
+        &loaded.snapshot,
+        &loaded.config,
+        &options,
+        &mut |done, total| progress.update(done, total),
+    )?;
     match args.output {
         Output::Json => {
             let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
