@@ -179,7 +179,7 @@ pub type ZoneKey = (String, String, String, String);
 pub fn zone_groups(views: &[PodView]) -> BTreeMap<ZoneKey, Vec<&PodView>> {
     let balanced: BTreeSet<&str> = views
         .iter()
-        .filter(|v| v.ranked())
+        .filter(|v| v.balanced)
         .map(|v| v.replica_set_uid.as_str())
         .collect();
     let mut groups: BTreeMap<ZoneKey, Vec<&PodView>> = BTreeMap::new();
@@ -267,7 +267,7 @@ fn rank_findings(key: &ZoneKey, members: &[&PodView]) -> Vec<Finding> {
     out
 }
 
-/// A ReplicaSet some pod of which the policy would rank.
+/// A ReplicaSet with zones.balance applying to its pods.
 struct BalancedSet {
     namespace: String,
     name: String,
@@ -278,7 +278,7 @@ fn balanced_sets(views: &[PodView]) -> Vec<BalancedSet> {
     let mut seen = BTreeSet::new();
     views
         .iter()
-        .filter(|v| v.ranked() && seen.insert(v.replica_set_uid.clone()))
+        .filter(|v| v.balanced && seen.insert(v.replica_set_uid.clone()))
         .map(|v| BalancedSet {
             namespace: v.namespace.clone(),
             name: v.replica_set.clone(),

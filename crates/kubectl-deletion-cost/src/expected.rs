@@ -38,6 +38,10 @@ pub struct PodView {
     pub scheduled: u64,
     pub resource_version: Option<String>,
     pub verdict: Verdict,
+    /// `zones.balance` is on, the pod's node has a zone and the policy
+    /// counts the pod: its ReplicaSet is balanced, even when the policy
+    /// would keep this pod's own cost (`keepExistingCost`).
+    pub balanced: bool,
 }
 
 /// The policy's answer for the pod's binding now.
@@ -103,6 +107,7 @@ pub fn evaluate(
         .get("zones")
         .is_some_and(|z| !z.is_null())
         .then(|| config.topology_key());
+    let balance = config.settings.pointer("/zones/balance") == Some(&Value::Bool(true));
     let mut cluster = cluster_of(snapshot, snapshot.latest);
     let mut out = Vec::new();
     for s in &snapshot.pods {
@@ -125,6 +130,9 @@ pub fn evaluate(
             Err(why) => Verdict::NotSent(why.to_string()),
             Ok(()) => verdict_now(policy, &mut cluster, config, p, node)?,
         };
+        let balanced = balance
+            && node_zone.is_some()
+            && !matches!(verdict, Verdict::Placeholder | Verdict::NotSent(_));
         let rank_text = p.annotations.get(RANK_ANNOTATION).cloned();
         out.push(PodView {
             namespace: p.namespace.clone(),
@@ -145,6 +153,7 @@ pub fn evaluate(
             scheduled: s.scheduled,
             resource_version: s.resource_version.clone(),
             verdict,
+            balanced,
         });
     }
     Ok(out)

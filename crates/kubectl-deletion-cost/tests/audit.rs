@@ -487,6 +487,18 @@ fn damaged_annotations_are_found_and_fixed_with_include_existing() {
         ]
     );
     assert_eq!(lines(&after), Vec::<String>::new());
+
+    // With keepExistingCost the costs stand, the ranks are still checked.
+    let mut keep = config.clone();
+    keep.settings["keepExistingCost"] = Value::Bool(true);
+    let r = run_audit(&Snapshot::load(&damaged).unwrap(), &keep);
+    assert_eq!(
+        lines(&r),
+        [
+            "rank-gap shop/api-6d4b8f7c9 [] h: 2 pods, rank 1, 2, 3, 4 free below rank 5 held",
+            "rank-duplicated shop/web-58c9d7f6b4 [web-58c9d7f6b4-88z5p,web-58c9d7f6b4-rvxhf] i: 2 pods hold rank 3",
+        ]
+    );
 }
 
 struct Run {
