@@ -5,8 +5,12 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
+pub mod audit;
+pub mod backfill;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod expected;
+pub mod html;
 #[cfg(feature = "cli")]
 pub mod policy_source;
 #[cfg(feature = "cli")]
@@ -20,11 +24,6 @@ use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use wasm_host::Policy;
-
-pub mod audit;
-pub mod backfill;
-pub mod expected;
-pub mod html;
 
 pub use pod_deletion_cost_policy::settings::DEFAULT_TOPOLOGY_KEY;
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
