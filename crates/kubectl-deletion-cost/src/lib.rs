@@ -5,11 +5,8 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
-#[cfg(feature = "cli")]
 pub mod cli;
-#[cfg(feature = "cli")]
 pub mod policy_source;
-#[cfg(feature = "cli")]
 pub mod registry;
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
