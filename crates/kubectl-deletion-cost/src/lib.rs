@@ -7,13 +7,10 @@
 
 pub mod audit;
 pub mod backfill;
-#[cfg(feature = "cli")]
 pub mod cli;
 pub mod expected;
 pub mod html;
-#[cfg(feature = "cli")]
 pub mod policy_source;
-#[cfg(feature = "cli")]
 pub mod registry;
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
