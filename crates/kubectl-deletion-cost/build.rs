@@ -15,10 +15,6 @@ const WASM_TARGET: &str = "wasm32-wasip1";
 const MODULE_VAR: &str = "DELETION_COST_POLICY_WASM";
 
 fn main() {
-    // Only the command carries the module; the library alone needs none.
-    if env::var_os("CARGO_FEATURE_CLI").is_none() {
-        return;
-    }
     println!("cargo::rerun-if-env-changed={MODULE_VAR}");
     let module = match env::var_os(MODULE_VAR) {
         Some(path) => given_module(PathBuf::from(path)),

@@ -26,6 +26,9 @@ pub struct SnapshotPod {
     pub mirror: bool,
     /// Where it was read from, for messages.
     pub source: String,
+    /// `metadata.resourceVersion`: a change written with it is refused
+    /// when the pod has changed since the snapshot.
+    pub resource_version: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -275,6 +278,7 @@ fn read_pod(obj: &Obj, source: &str) -> Result<SnapshotPod, String> {
         scheduled: scheduled.unwrap_or(created),
         mirror,
         source: source.to_string(),
+        resource_version: obj.opt_str("metadata.resourceVersion")?.map(String::from),
         pod,
     })
 }

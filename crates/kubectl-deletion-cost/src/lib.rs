@@ -5,11 +5,12 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
-#[cfg(feature = "cli")]
+pub mod audit;
+pub mod backfill;
 pub mod cli;
-#[cfg(feature = "cli")]
+pub mod expected;
+pub mod html;
 pub mod policy_source;
-#[cfg(feature = "cli")]
 pub mod registry;
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
@@ -338,6 +339,9 @@ pub struct Options {
     /// default: the snapshot's newest timestamp.
     pub now: Option<u64>,
     pub scales: Vec<ScaleTarget>,
+    /// When the policy was installed: bindings before it never reached
+    /// it, and the pods keep what they carried.
+    pub installed_at: Option<u64>,
     /// Write every evaluated binding as an end-to-end case folder (request,
     /// settings, kwctl replay session, expected answer) under this
     /// directory, so the prediction can be checked under kwctl.
@@ -454,6 +458,23 @@ pub struct ScaleReport {
     pub zones_after: BTreeMap<String, usize>,
 }
 
+/// The policy's own check of the settings, its message naming where they
+/// came from.
+pub fn check_settings(policy: &Policy, config: &PolicyConfig) -> Result<(), String> {
+    let verdict = policy
+        .validate_settings(&config.settings)
+        .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
+    if verdict.valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}: the policy refuses these settings: {}",
+            config.source,
+            verdict.message.unwrap_or_default()
+        ))
+    }
+}
+
 /// Replays the snapshot's bindings through `policy` and reports.
 pub fn simulate(
     policy: &Policy,
@@ -473,16 +494,7 @@ pub fn simulate_with_progress(
     options: &Options,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, String> {
-    let verdict = policy
-        .validate_settings(&config.settings)
-        .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
-    if !verdict.valid {
-        return Err(format!(
-            "{}: the policy refuses these settings: {}",
-            config.source,
-            verdict.message.unwrap_or_default()
-        ));
-    }
+    check_settings(policy, config)?;
     let mut warnings = config.warnings.clone();
     let mut cluster = Cluster::default();
     cluster.nodes = snapshot.nodes.clone();
@@ -524,7 +536,11 @@ pub fn simulate_with_progress(
             warnings: Vec::new(),
             message: None,
         };
-        match config.sends(&p.namespace) {
+        let sent = match options.installed_at {
+            Some(t) if s.scheduled < t => Err("bound before the policy was installed"),
+            _ => config.sends(&p.namespace),
+        };
+        match sent {
             Err(why) => {
                 not_sent += 1;
                 report.decision = why.to_string();
@@ -701,6 +717,7 @@ fn notes(bindings: &[BindingReport]) -> Vec<String> {
                 "pods that keep the cost they already carried (keepExistingCost)"
             }
             d if d.starts_with("outside") => "bindings the API server would not send to the policy",
+            d if d.starts_with("bound before") => "pods bound before the policy was installed",
             _ => continue,
         };
         groups
@@ -1040,7 +1057,7 @@ pub fn render_table(r: &Report) -> String {
     out
 }
 
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
     let mut widths = header.map(|h| h.chars().count());
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {

@@ -84,6 +84,18 @@ impl Inputs {
         })
     }
 
+    /// `--strip-costs` belongs to the replay: a command that reads the
+    /// annotations as they are says so rather than ignoring it.
+    pub fn refuse_strip_costs(&self, command: &str) -> Result<(), String> {
+        if self.strip_costs {
+            Err(format!(
+                "--strip-costs: {command} reads the pods' annotations as they are; it only applies to simulate"
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// Reads every snapshot file, `-` from standard input (once).
     fn read_snapshot(&self) -> Result<Snapshot, String> {
         let mut snapshot = Snapshot::default();

@@ -1,6 +1,8 @@
 //! The command line: one subcommand per file of this module, the options
 //! every snapshot-reading subcommand shares in `inputs`.
 
+mod audit;
+mod backfill;
 mod completion;
 mod inputs;
 mod progress;
@@ -36,6 +38,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     Simulate(simulate::SimulateArgs),
+    Audit(audit::AuditArgs),
+    Backfill(backfill::BackfillArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -66,6 +70,21 @@ pub fn main() -> ExitCode {
 pub fn run(command: Command) -> Result<ExitCode, String> {
     match command {
         Command::Simulate(args) => simulate::run(&args),
+        Command::Audit(args) => audit::run(&args),
+        Command::Backfill(args) => backfill::run(&args),
         Command::Completion(args) => completion::run(&args),
+    }
+}
+
+/// Writes a report to standard output. A reader that stops early (`| head`)
+/// is not an error: the rest is simply not wanted.
+pub fn print_out(text: &str) -> Result<(), String> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(format!("standard output: {e}"))
+        }
+        _ => Ok(()),
     }
 }

@@ -35,6 +35,9 @@ pub struct SimulateArgs {
 pub enum Output {
     Table,
     Json,
+    /// One self-contained page: pods in zone columns, coloured by
+    /// deletion order, zone counts before and after each --scale
+    Html,
 }
 
 pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
@@ -56,6 +59,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
             println!("{text}");
         }
         Output::Table => print!("{}", crate::render_table(&report)),
+        Output::Html => super::print_out(&crate::html::render(&report))?,
     }
     Ok(ExitCode::SUCCESS)
 }

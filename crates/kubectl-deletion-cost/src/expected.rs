@@ -1,0 +1,251 @@
+//! What the policy would write on each ReplicaSet pod of a snapshot if the
+//! pod were bound to its node now: the base of `audit` and `backfill`.
+//!
+//! Each pod's binding goes through the real policy module, against the
+//! cluster exactly as the snapshot shows it (every other pod with the
+//! annotations it carries). The pod's own rank is history (it depends on
+//! the siblings bound before it), so what is kept from the answer is the
+//! part that does not depend on history: the class and zone cost (the cost
+//! written plus the rank given), whether a rank applies at all, and why
+//! the pod would be left alone (placeholder, kept cost).
+
+use crate::PolicyConfig;
+use cluster_sim::snapshot::Snapshot;
+use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
+use pod_deletion_cost_policy::decision::parse_rank;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use wasm_host::Policy;
+
+/// One ReplicaSet pod that is bound and counted by its ReplicaSet.
+#[derive(Debug, Clone)]
+pub struct PodView {
+    pub namespace: String,
+    pub name: String,
+    pub replica_set: String,
+    pub replica_set_uid: String,
+    pub node: String,
+    /// The zone the policy counts the pod in: its zone annotation, else
+    /// its node's zone label (as the policy reads a sibling's zone).
+    pub zone: Option<String>,
+    /// The zone label of its node, which the policy writes.
+    pub node_zone: Option<String>,
+    pub zone_annotation: Option<String>,
+    pub cost: Option<String>,
+    /// The rank annotation as written, and read as the policy reads it.
+    pub rank_text: Option<String>,
+    pub rank: Option<u32>,
+    pub scheduled: u64,
+    pub resource_version: Option<String>,
+    pub verdict: Verdict,
+    /// `zones.balance` is on, the pod's node has a zone and the policy
+    /// counts the pod: its ReplicaSet is balanced, even when the policy
+    /// would keep this pod's own cost (`keepExistingCost`).
+    pub balanced: bool,
+}
+
+/// The policy's answer for the pod's binding now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The policy would annotate it: `base` is the class plus zone cost,
+    /// `ranked` whether balancing gives it a rank (the cost is then
+    /// `base - rank`).
+    Annotate { base: i64, ranked: bool },
+    /// Placeholder: never annotated nor counted.
+    Placeholder,
+    /// Left unchanged: no rule applies, or `keepExistingCost` keeps the
+    /// pod's own cost.
+    Unchanged(String),
+    /// The API server would not send the binding to the policy.
+    NotSent(String),
+    /// The evaluation failed (a lookup error); the policy's warnings.
+    Failed(Vec<String>),
+}
+
+impl PodView {
+    /// The cost the policy would give with the pod's current rank (or
+    /// `rank` when given one), when it would give one.
+    pub fn cost_with_rank(&self, rank: Option<u32>) -> Option<String> {
+        let Verdict::Annotate { base, ranked } = self.verdict else {
+            return None;
+        };
+        let rank = if ranked { i64::from(rank?) } else { 0 };
+        let cost = (base - rank).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
+        Some(cost.to_string())
+    }
+
+    pub fn ranked(&self) -> bool {
+        matches!(self.verdict, Verdict::Annotate { ranked: true, .. })
+    }
+
+    pub fn is_placeholder(&self) -> bool {
+        self.verdict == Verdict::Placeholder
+    }
+}
+
+/// The snapshot's pods as a cluster, in the state the snapshot shows.
+pub fn cluster_of(snapshot: &Snapshot, now: u64) -> Cluster {
+    Cluster {
+        nodes: snapshot.nodes.clone(),
+        pods: snapshot.pods.iter().map(|p| p.pod.clone()).collect(),
+        now: Some(now),
+        ..Default::default()
+    }
+}
+
+/// Every bound, live ReplicaSet pod of the snapshot with the policy's
+/// answer for it, in snapshot order.
+pub fn evaluate(
+    policy: &Policy,
+    snapshot: &Snapshot,
+    config: &PolicyConfig,
+) -> Result<Vec<PodView>, String> {
+    crate::check_settings(policy, config)?;
+    // Without `zones` the policy reads no zone at all.
+    let zone_key = config
+        .settings
+        .get("zones")
+        .is_some_and(|z| !z.is_null())
+        .then(|| config.topology_key());
+    let balance = config.settings.pointer("/zones/balance") == Some(&Value::Bool(true));
+    let mut cluster = cluster_of(snapshot, snapshot.latest);
+    let mut out = Vec::new();
+    for s in &snapshot.pods {
+        let p = &s.pod;
+        let (Some(owner), Some(node)) = (
+            p.owner.as_ref().filter(|o| o.kind == "ReplicaSet"),
+            p.node_name.as_deref(),
+        ) else {
+            continue;
+        };
+        if s.mirror || p.deleting || matches!(p.phase.as_str(), "Succeeded" | "Failed") {
+            continue;
+        }
+        let node_zone = zone_key
+            .as_ref()
+            .and_then(|key| cluster.node(node)?.labels.get(key))
+            .filter(|z| !z.is_empty())
+            .cloned();
+        let verdict = match config.sends(&p.namespace) {
+            Err(why) => Verdict::NotSent(why.to_string()),
+            Ok(()) => verdict_now(policy, &mut cluster, config, p, node)?,
+        };
+        let balanced = balance
+            && node_zone.is_some()
+            && !matches!(verdict, Verdict::Placeholder | Verdict::NotSent(_));
+        let rank_text = p.annotations.get(RANK_ANNOTATION).cloned();
+        out.push(PodView {
+            namespace: p.namespace.clone(),
+            name: p.name.clone(),
+            replica_set: owner.name.clone(),
+            replica_set_uid: owner.uid.clone(),
+            node: node.to_string(),
+            zone: p
+                .annotations
+                .get(ZONE_ANNOTATION)
+                .cloned()
+                .or_else(|| node_zone.clone()),
+            node_zone,
+            zone_annotation: p.annotations.get(ZONE_ANNOTATION).cloned(),
+            cost: p.annotations.get(COST_ANNOTATION).cloned(),
+            rank: rank_text.as_deref().and_then(parse_rank),
+            rank_text,
+            scheduled: s.scheduled,
+            resource_version: s.resource_version.clone(),
+            verdict,
+            balanced,
+        });
+    }
+    Ok(out)
+}
+
+/// The policy's answer for binding `pod` to `node` now; the cluster is
+/// left as it was.
+fn verdict_now(
+    policy: &Policy,
+    cluster: &mut Cluster,
+    config: &PolicyConfig,
+    pod: &sim::Pod,
+    node: &str,
+) -> Result<Verdict, String> {
+    let Some(saved) = cluster.pod_mut(&pod.namespace, &pod.name) else {
+        return Err(format!(
+            "{}/{}: not in the cluster",
+            pod.namespace, pod.name
+        ));
+    };
+    let saved_pod = saved.clone();
+    // As the scheduler sees it when binding: not on a node yet.
+    saved.node_name = None;
+    saved.phase = "Pending".into();
+    let outcome = sim::bind(
+        policy,
+        cluster,
+        &config.settings,
+        &pod.namespace,
+        &pod.name,
+        node,
+    );
+    if let Some(p) = cluster.pod_mut(&pod.namespace, &pod.name) {
+        *p = saved_pod;
+    }
+    let outcome = outcome.map_err(|e| {
+        format!(
+            "evaluating the binding of {}/{}: {e:#}",
+            pod.namespace, pod.name
+        )
+    })?;
+    let r = &outcome.response;
+    let warnings = r.warnings.clone().unwrap_or_default();
+    let decision = r
+        .audit_annotations
+        .as_ref()
+        .and_then(|a| a.get("decision"))
+        .cloned()
+        .unwrap_or_default();
+    if !r.accepted || !warnings.is_empty() {
+        let mut why = warnings;
+        if let Some(m) = r.message.as_ref().filter(|_| !r.accepted) {
+            why.push(m.clone());
+        }
+        return Ok(Verdict::Failed(why));
+    }
+    Ok(match decision.as_str() {
+        "annotated" => annotated(&outcome, pod)?,
+        "placeholder" => Verdict::Placeholder,
+        other => Verdict::Unchanged(other.to_string()),
+    })
+}
+
+fn annotated(outcome: &sim::BindOutcome, pod: &sim::Pod) -> Result<Verdict, String> {
+    let written: BTreeMap<String, String> = match outcome
+        .response
+        .mutated_object
+        .as_ref()
+        .and_then(|o| o.pointer("/metadata/annotations"))
+    {
+        Some(Value::Object(m)) => m
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let bad = |what: &str| {
+        format!(
+            "{}/{}: the policy's answer has {what}",
+            pod.namespace, pod.name
+        )
+    };
+    let cost: i64 = written
+        .get(COST_ANNOTATION)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no integer cost"))?;
+    let rank = match written.get(RANK_ANNOTATION) {
+        None => None,
+        Some(r) => Some(parse_rank(r).ok_or_else(|| bad("an invalid rank"))?),
+    };
+    Ok(Verdict::Annotate {
+        base: cost + rank.map_or(0, i64::from),
+        ranked: rank.is_some(),
+    })
+}
