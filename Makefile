@@ -139,10 +139,13 @@ policy-server-latency: annotated-policy.wasm annotated-floor.wasm
 		--measure $(REQUESTS) $(RIG_ARGS)
 
 # The fuzz harnesses on the stable toolchain: every saved regression and
-# seed replayed through the entry points the fuzz targets call (fuzz/ is a
-# workspace of its own; it shares this one's target directory).
+# seed replayed through the entry points the fuzz targets call. fuzz/ is a
+# workspace of its own with its own lock file, built in a target directory
+# of its own: the policy crate is a cdylib, so its rlib's file name carries
+# no hash, and a build of it for the other workspace would overwrite the
+# one this workspace's crates were compiled against.
 fuzz-regressions: policy.wasm
-	CARGO_TARGET_DIR="$(TARGET_DIR)" $(CARGO) test --locked --manifest-path fuzz/Cargo.toml --features policy-config
+	CARGO_TARGET_DIR="$(TARGET_DIR)/fuzz-regressions" $(CARGO) test --locked --manifest-path fuzz/Cargo.toml --features policy-config
 
 # A clone has nothing beside it: no tracked file may read outside the repository.
 self-contained:
