@@ -1,14 +1,13 @@
-//! Reading and mutating the `v1 Binding` as the text the request carried.
+//! Reading and mutating the `v1 Binding` the request carried.
 //!
 //! policy-server diffs the returned object against the original, so every
 //! field we do not touch must come back equal, including ones no typed
-//! struct knows. Splicing the annotations into the original text keeps all
-//! of it as sent, and costs a fraction of a round trip through a
-//! `serde_json::Value` (a third of a typical evaluation).
+//! struct knows: the Binding is read once as a `serde_json::Value`, the
+//! parser policy-server itself reads it with, and the annotations are set
+//! in that value.
 
-use crate::json_error_text;
-use crate::scan::{self, AnnotationsAt, KindAt, OWN_ANNOTATIONS, TargetAt};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use crate::objects::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
+use serde_json::{Map, Value};
 
 /// What a Binding says: which pod goes to which node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,193 +17,95 @@ pub struct Binding {
     pub node: String,
 }
 
-/// A Binding's text and where its annotations go.
+/// The Binding as it was sent, to be annotated.
 #[derive(Debug)]
-pub struct Document<'a> {
-    text: &'a str,
-    metadata_open: usize,
-    annotations: AnnotationsAt,
-}
+pub struct Document(Value);
+
+/// The annotations the policy sets; no other key can be set.
+const OWN_ANNOTATIONS: [&str; 3] = [COST_ANNOTATION, ZONE_ANNOTATION, RANK_ANNOTATION];
 
 /// Reads the pod and node names. `request_namespace` is the admission
 /// request's namespace, used when the Binding leaves its own out (the API
-/// server defaults it from the URL).
-pub fn read<'a>(text: &'a str, request_namespace: &str) -> Result<(Binding, Document<'a>), String> {
-    // Whatever is returned must parse on policy-server's side, which reads
-    // it as a serde_json::Value: hold the text to that parser's rules
-    // (numbers included) before anything else.
-    serde_json::from_str::<Checked>(text)
-        .map_err(|e| format!("the Binding is not valid JSON: {}", json_error_text(&e)))?;
-    let b = scan::binding(text).map_err(|e| format!("the Binding cannot be read: {e}"))?;
-    let pod = b.name.as_ref().map_or("", |n| n.as_str());
-    let metadata_open = match b.metadata_open {
-        Some(at) if !pod.is_empty() => at,
-        _ => return Err("the Binding has no metadata.name (the pod's name)".into()),
+/// server defaults it from the URL). Fields of the wrong type read as
+/// absent; of repeated keys, the last one counts, as for the API server.
+pub fn read(text: &str, request_namespace: &str) -> Result<(Binding, Document), String> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "the Binding is not valid JSON: {}",
+            crate::json_error_text(&e)
+        )
+    })?;
+    let text_at = |value: &Value, key: &str| {
+        value
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
     };
-    let namespace = b
-        .namespace
-        .as_ref()
-        .map(|n| n.as_str())
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or(request_namespace);
+    let metadata = doc.get("metadata").unwrap_or(&Value::Null);
+    let pod = text_at(metadata, "name");
+    if pod.is_empty() {
+        return Err("the Binding has no metadata.name (the pod's name)".into());
+    }
+    let mut namespace = text_at(metadata, "namespace");
+    if namespace.is_empty() {
+        namespace = request_namespace.to_string();
+    }
     if namespace.is_empty() {
         return Err(format!("the Binding of pod {pod:?} has no namespace"));
     }
     let who = format!("the Binding of pod \"{namespace}/{pod}\"");
-    let (kind, node) = match &b.target {
-        TargetAt::Map { kind, name } => (kind, name.as_ref().map_or("", |n| n.as_str())),
-        TargetAt::Null | TargetAt::Absent => return Err(format!("{who} has no target")),
-        TargetAt::NotMap => return Err(format!("{who} has a target that is not an object")),
-    };
-    match kind {
-        // The API server accepts a target without a kind and treats it as a node.
-        KindAt::Absent | KindAt::Null => {}
-        KindAt::Text(k) if k.as_str() == "Node" || k.as_str().is_empty() => {}
-        KindAt::Text(k) => {
-            let mut quoted = Vec::new();
-            crate::json::push_str(&mut quoted, k.as_str());
-            let quoted = String::from_utf8_lossy(&quoted);
-            return Err(format!("{who} targets a {quoted}, not a Node"));
+    let target = match doc.get("target") {
+        None | Some(Value::Null) => return Err(format!("{who} has no target")),
+        Some(t) if !t.is_object() => {
+            return Err(format!("{who} has a target that is not an object"));
         }
-        KindAt::Other(raw) => return Err(format!("{who} targets a {}, not a Node", raw.trim())),
+        Some(t) => t,
+    };
+    match target.get("kind") {
+        // The API server accepts a target without a kind and treats it as a node.
+        None | Some(Value::Null) => {}
+        Some(Value::String(k)) if k == "Node" || k.is_empty() => {}
+        Some(other) => return Err(format!("{who} targets a {other}, not a Node")),
     }
+    let node = text_at(target, "name");
     if node.is_empty() {
         return Err(format!("{who} has a target with an empty node name"));
     }
     let binding = Binding {
-        pod: pod.to_string(),
-        namespace: namespace.to_string(),
-        node: node.to_string(),
+        pod,
+        namespace,
+        node,
     };
-    let doc = Document {
-        text,
-        metadata_open,
-        annotations: b.annotations,
-    };
-    Ok((binding, doc))
+    Ok((binding, Document(doc)))
 }
 
 /// The Binding's text with `annotations` set in `metadata.annotations`
 /// (the map created when missing or `null`, other keys kept, the policy's
 /// own keys overwritten). The API server copies them onto the pod,
-/// overwriting the same keys. Only the policy's own annotations
-/// (`scan::OWN_ANNOTATIONS`) can be set.
-pub fn annotate(doc: &Document, annotations: &[(&str, String)]) -> Result<String, String> {
-    let mut new_pairs = Vec::new();
-    // (where, bytes replaced, replacement), in no particular order yet.
-    let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+/// overwriting the same keys. Only the policy's own annotations can be set.
+pub fn annotate(doc: Document, annotations: &[(&str, String)]) -> Result<String, String> {
+    let mut doc = doc.0;
+    // `read` found metadata to be a map holding the pod's name.
+    let Some(metadata) = doc.get_mut("metadata").and_then(Value::as_object_mut) else {
+        return Err("the Binding's metadata is not an object".into());
+    };
+    let map = metadata
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if map.is_null() {
+        *map = Value::Object(Map::new());
+    }
+    let Some(map) = map.as_object_mut() else {
+        return Err("the Binding's metadata.annotations is not an object".into());
+    };
     for (key, value) in annotations {
-        let Some(index) = OWN_ANNOTATIONS.iter().position(|k| k == key) else {
+        if !OWN_ANNOTATIONS.contains(key) {
             return Err(format!("{key} is not an annotation the policy sets"));
-        };
-        let existing = match &doc.annotations {
-            AnnotationsAt::Map { own, .. } => own.get(index).cloned().flatten(),
-            _ => None,
-        };
-        let mut quoted = Vec::with_capacity(value.len() + 2);
-        crate::json::push_str(&mut quoted, value);
-        match existing {
-            Some(range) => edits.push((range.start, range.end - range.start, quoted)),
-            None => {
-                if !new_pairs.is_empty() {
-                    new_pairs.push(b',');
-                }
-                crate::json::push_str(&mut new_pairs, key);
-                new_pairs.push(b':');
-                new_pairs.extend_from_slice(&quoted);
-            }
         }
+        map.insert(key.to_string(), Value::String(value.clone()));
     }
-    let wrapped = |pairs: &[u8]| [b"{".as_slice(), pairs, b"}"].concat();
-    match &doc.annotations {
-        // metadata holds at least the pod's name: a comma always follows.
-        AnnotationsAt::Absent => {
-            let mut ins = br#""annotations":"#.to_vec();
-            ins.extend_from_slice(&wrapped(&new_pairs));
-            ins.push(b',');
-            edits.push((doc.metadata_open, 0, ins));
-        }
-        AnnotationsAt::Null(range) => {
-            edits.push((range.start, range.end - range.start, wrapped(&new_pairs)));
-        }
-        AnnotationsAt::Map { open, empty, .. } => {
-            if !new_pairs.is_empty() {
-                if !empty {
-                    new_pairs.push(b',');
-                }
-                edits.push((*open, 0, new_pairs));
-            }
-        }
-        AnnotationsAt::Other => {
-            return Err("the Binding's metadata.annotations is not an object".into());
-        }
-    }
-    // At most four edits: put them in order without pulling a general
-    // sort into the module.
-    for i in 1..edits.len() {
-        let mut j = i;
-        while j > 0 && edits.get(j - 1).map(|e| e.0) > edits.get(j).map(|e| e.0) {
-            edits.swap(j - 1, j);
-            j -= 1;
-        }
-    }
-    let bytes = doc.text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len() + 160);
-    let mut at = 0;
-    for (start, removed, replacement) in edits {
-        let keep = bytes.get(at..start).ok_or("the Binding's edits overlap")?;
-        out.extend_from_slice(keep);
-        out.extend_from_slice(&replacement);
-        at = start + removed;
-    }
-    out.extend_from_slice(bytes.get(at..).unwrap_or_default());
-    // Pieces of valid UTF-8 cut at ASCII delimiters.
-    String::from_utf8(out).map_err(|e| format!("the annotated Binding is not UTF-8: {e}"))
-}
-
-/// A JSON document parsed by serde_json's rules, nothing kept.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Checked)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = Checked;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
-        }
-        Ok(Checked)
-    }
+    serde_json::to_string(&doc).map_err(|e| format!("the annotated Binding: {e}"))
 }
 
 #[cfg(test)]
@@ -221,7 +122,7 @@ mod tests {
     /// Annotates `text` and returns the result parsed.
     fn annotated(text: &str, annotations: &[(&str, String)]) -> Result<Value, String> {
         let (_, doc) = read(text, "ns")?;
-        let out = annotate(&doc, annotations)?;
+        let out = annotate(doc, annotations)?;
         Ok(serde_json::from_str(&out).unwrap())
     }
 
@@ -347,16 +248,16 @@ mod tests {
     }
 
     #[test]
-    fn annotate_changes_nothing_else_in_the_text() {
-        // Field order, blanks and numbers as sent: only the map changes.
-        let text = "{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {\"name\":\"p\",\"generation\":12345678901234567890},\"target\":{\"name\":\"n\"}}";
-        let (_, doc) = read(text, "ns").unwrap();
-        assert_eq!(
-            annotate(&doc, &[(COST, "-5".into())]).unwrap(),
-            format!(
-                "{{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {{\"annotations\":{{\"{COST}\":\"-5\"}},\"name\":\"p\",\"generation\":12345678901234567890}},\"target\":{{\"name\":\"n\"}}}}"
-            )
-        );
+    fn annotate_changes_nothing_else() {
+        // Unknown fields and numbers policy-server reads the same way.
+        let text = "{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {\"name\":\"p\",\"generation\":12345678901234567890,\"x\":[-0.5,1e3,{}]},\"target\":{\"name\":\"n\"},\"extra\":{\"a\":null}}";
+        let mut got = annotated(text, &[(COST, "-5".into())]).unwrap();
+        assert_eq!(got["metadata"]["annotations"], json!({COST: "-5"}));
+        got["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        assert_eq!(got, serde_json::from_str::<Value>(text).unwrap());
     }
 
     #[test]
