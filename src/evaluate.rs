@@ -181,7 +181,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
                 annotations.push((ZONE_ANNOTATION, zone.clone()));
                 annotations.push((RANK_ANNOTATION, rank.to_string()));
             }
-            let mutated = match binding::annotate(document, &annotations) {
+            let mutated = match binding::annotate(&document, &annotations) {
                 Ok(m) => m,
                 Err(e) => return failure(&settings, e),
             };

@@ -8,8 +8,8 @@ use e2e_tests::kube_api::KubeApi;
 use e2e_tests::latency::{Percentiles, ms};
 use e2e_tests::policy_server::{PolicyEntry, Rig, review};
 use e2e_tests::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
-use serde_json::{Value, json};
 use kubectl_deletion_cost::PolicyConfig;
+use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
