@@ -1,14 +1,12 @@
 //! One serde pass over a JSON document that keeps only the values the
 //! policy reads, borrowed and unparsed (`&RawValue`), with where they are.
-//! It reads the Binding (`binding`) and a Node answer; every value is
-//! checked by serde_json's rules on the way, the rules policy-server reads
-//! a returned object with.
+//! It reads the Binding (`binding`); every value is checked by serde_json's
+//! rules on the way, the rules policy-server reads a returned object with.
 //!
 //! One visitor serves every map it descends into (a `Level` says which),
 //! so that serde_json's parser is compiled into the module once for all of
-//! them rather than once per derived struct: derived views with errors
-//! that name the field (serde_path_to_error) cost about 11 KB more, past
-//! the module's size budget (docs/performance.md).
+//! them: a visitor per map made the module 6 KB larger, past its size
+//! budget (docs/performance.md).
 
 use crate::objects::{COST_ANNOTATION, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
