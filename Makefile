@@ -28,10 +28,12 @@ wasm-target:
 WASM_OPT_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
 	--enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue
 
+# -O3, then -Oz: about 2 KB smaller than -O3 alone, with the same
+# instructions per request within 0.3% (docs/performance.md).
 policy.wasm: $(SOURCES) | wasm-target
 	$(CARGO) build --locked --target $(WASM_TARGET) --release -p pod-deletion-cost-policy
 	@if command -v wasm-opt >/dev/null; then \
-		wasm-opt -O3 $(WASM_OPT_FEATURES) --strip-debug --strip-producers \
+		wasm-opt -O3 -Oz $(WASM_OPT_FEATURES) --strip-debug --strip-producers \
 			$(WASM_OUT)/pod_deletion_cost_policy.wasm -o policy.wasm; \
 	else \
 		echo "note: wasm-opt (Debian package binaryen) not found; policy.wasm is not post-optimised"; \

@@ -2,13 +2,17 @@
 //!
 //! policy-server diffs the returned object against the original, so every
 //! field we do not touch must come back equal, including ones no typed
-//! struct knows. Splicing the annotations into the original text keeps all
-//! of it as sent, and costs a fraction of a round trip through a
-//! `serde_json::Value` (a third of a typical evaluation).
+//! struct knows. One serde pass reads the Binding by serde_json's rules
+//! (those policy-server reads it back with) and notes where its
+//! annotations go; the annotations are then spliced into the original
+//! text. A round trip through a `serde_json::Value` instead costs about
+//! 20,000 more instructions per request, two thirds of them re-escaping
+//! strings that did not change (docs/performance.md).
 
-use crate::json_error_text;
-use crate::scan::{self, AnnotationsAt, KindAt, OWN_ANNOTATIONS, TargetAt};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use crate::objects::Text;
+use crate::view::{Found, Level, OWN_ANNOTATIONS, Shape, end_of, pass, start_of, string};
+use serde_json::value::RawValue;
+use std::ops::Range;
 
 /// What a Binding says: which pod goes to which node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,52 +26,63 @@ pub struct Binding {
 #[derive(Debug)]
 pub struct Document<'a> {
     text: &'a str,
-    metadata_open: usize,
+    /// Just after the value of `metadata.name`.
+    name_end: usize,
     annotations: AnnotationsAt,
+}
+
+/// `metadata.annotations` of a Binding.
+#[derive(Debug, Default, PartialEq, Eq)]
+enum AnnotationsAt {
+    #[default]
+    Absent,
+    /// The bytes of the `null`.
+    Null(Range<usize>),
+    /// Just after the `{`; whether the map has members; the bytes of the
+    /// values already there under the policy's own keys.
+    Map {
+        open: usize,
+        empty: bool,
+        own: [Option<Range<usize>>; 3],
+    },
+    Other,
 }
 
 /// Reads the pod and node names. `request_namespace` is the admission
 /// request's namespace, used when the Binding leaves its own out (the API
-/// server defaults it from the URL).
+/// server defaults it from the URL). Fields of the wrong type read as
+/// absent, as they would from a `serde_json::Value`; when a key repeats,
+/// the last one counts, as it does for the API server.
 pub fn read<'a>(text: &'a str, request_namespace: &str) -> Result<(Binding, Document<'a>), String> {
-    // Whatever is returned must parse on policy-server's side, which reads
-    // it as a serde_json::Value: hold the text to that parser's rules
-    // (numbers included) before anything else.
-    serde_json::from_str::<Checked>(text)
-        .map_err(|e| format!("the Binding is not valid JSON: {}", json_error_text(&e)))?;
-    let b = scan::binding(text).map_err(|e| format!("the Binding cannot be read: {e}"))?;
-    let pod = b.name.as_ref().map_or("", |n| n.as_str());
-    let metadata_open = match b.metadata_open {
-        Some(at) if !pod.is_empty() => at,
-        _ => return Err("the Binding has no metadata.name (the pod's name)".into()),
+    let f = fields(text).map_err(|e| {
+        format!(
+            "the Binding is not valid JSON: {}",
+            crate::json_error_text(&e)
+        )
+    })?;
+    let pod = f.pod.as_ref().map_or("", Text::as_str);
+    if pod.is_empty() {
+        return Err("the Binding has no metadata.name (the pod's name)".into());
+    }
+    let namespace = match f.namespace.as_ref().map_or("", Text::as_str) {
+        "" => request_namespace,
+        ns => ns,
     };
-    let namespace = b
-        .namespace
-        .as_ref()
-        .map(|n| n.as_str())
-        .filter(|ns| !ns.is_empty())
-        .unwrap_or(request_namespace);
     if namespace.is_empty() {
         return Err(format!("the Binding of pod {pod:?} has no namespace"));
     }
     let who = format!("the Binding of pod \"{namespace}/{pod}\"");
-    let (kind, node) = match &b.target {
-        TargetAt::Map { kind, name } => (kind, name.as_ref().map_or("", |n| n.as_str())),
-        TargetAt::Null | TargetAt::Absent => return Err(format!("{who} has no target")),
-        TargetAt::NotMap => return Err(format!("{who} has a target that is not an object")),
-    };
-    match kind {
-        // The API server accepts a target without a kind and treats it as a node.
-        KindAt::Absent | KindAt::Null => {}
-        KindAt::Text(k) if k.as_str() == "Node" || k.as_str().is_empty() => {}
-        KindAt::Text(k) => {
-            let mut quoted = Vec::new();
-            crate::json::push_str(&mut quoted, k.as_str());
-            let quoted = String::from_utf8_lossy(&quoted);
-            return Err(format!("{who} targets a {quoted}, not a Node"));
-        }
-        KindAt::Other(raw) => return Err(format!("{who} targets a {}, not a Node", raw.trim())),
+    match f.target {
+        Shape::Map => {}
+        Shape::Absent | Shape::Null => return Err(format!("{who} has no target")),
+        Shape::Other => return Err(format!("{who} has a target that is not an object")),
     }
+    match (f.kind.as_ref().map(Text::as_str), f.kind_raw) {
+        // The API server accepts a target without a kind and treats it as a node.
+        (_, None | Some("null")) | (Some("Node" | ""), _) => {}
+        (_, Some(raw)) => return Err(format!("{who} targets a {raw}, not a Node")),
+    }
+    let node = f.node.as_ref().map_or("", Text::as_str);
     if node.is_empty() {
         return Err(format!("{who} has a target with an empty node name"));
     }
@@ -78,17 +93,69 @@ pub fn read<'a>(text: &'a str, request_namespace: &str) -> Result<(Binding, Docu
     };
     let doc = Document {
         text,
-        metadata_open,
-        annotations: b.annotations,
+        name_end: f.name_end,
+        annotations: f.annotations,
     };
     Ok((binding, doc))
+}
+
+/// The fields of a Binding the policy reads, strings decoded (`None` when
+/// absent or of another type).
+struct Fields<'a> {
+    pod: Option<Text<'a>>,
+    name_end: usize,
+    namespace: Option<Text<'a>>,
+    annotations: AnnotationsAt,
+    target: Shape,
+    kind: Option<Text<'a>>,
+    /// The text of `target.kind`, to quote it when it is not a Node.
+    kind_raw: Option<&'a str>,
+    node: Option<Text<'a>>,
+}
+
+/// Reads the Binding in one pass; the whole text is checked by
+/// serde_json's rules before anything is made of it.
+fn fields(text: &str) -> Result<Fields<'_>, serde_json::Error> {
+    let mut found = Found::default();
+    pass(text, Level::Binding, &mut found)?;
+    Ok(Fields {
+        pod: string(found.name)?,
+        name_end: found.name.map_or(0, |raw| end_of(text, raw)),
+        namespace: string(found.namespace)?,
+        annotations: annotations_at(text, found.annotations)?,
+        target: found.target,
+        kind: string(found.kind)?,
+        kind_raw: found.kind.map(RawValue::get),
+        node: string(found.node)?,
+    })
+}
+
+/// Locates `metadata.annotations` and the policy's own keys in it. The
+/// map is read from its own text: it is usually absent from a Binding, and
+/// serde has no other way to tell where a value starts.
+fn annotations_at(text: &str, raw: Option<&RawValue>) -> Result<AnnotationsAt, serde_json::Error> {
+    let Some(raw) = raw else {
+        return Ok(AnnotationsAt::Absent);
+    };
+    let start = start_of(text, raw);
+    let mut found = Found::default();
+    match pass(raw.get(), Level::Annotations, &mut found)? {
+        Shape::Null => Ok(AnnotationsAt::Null(start..end_of(text, raw))),
+        Shape::Map => Ok(AnnotationsAt::Map {
+            open: start + 1,
+            empty: found.annotation_count == 0,
+            own: found
+                .own
+                .map(|v| v.map(|v| start_of(text, v)..end_of(text, v))),
+        }),
+        Shape::Absent | Shape::Other => Ok(AnnotationsAt::Other),
+    }
 }
 
 /// The Binding's text with `annotations` set in `metadata.annotations`
 /// (the map created when missing or `null`, other keys kept, the policy's
 /// own keys overwritten). The API server copies them onto the pod,
-/// overwriting the same keys. Only the policy's own annotations
-/// (`scan::OWN_ANNOTATIONS`) can be set.
+/// overwriting the same keys. Only the policy's own annotations can be set.
 pub fn annotate(doc: &Document, annotations: &[(&str, String)]) -> Result<String, String> {
     let mut new_pairs = Vec::new();
     // (where, bytes replaced, replacement), in no particular order yet.
@@ -117,12 +184,10 @@ pub fn annotate(doc: &Document, annotations: &[(&str, String)]) -> Result<String
     }
     let wrapped = |pairs: &[u8]| [b"{".as_slice(), pairs, b"}"].concat();
     match &doc.annotations {
-        // metadata holds at least the pod's name: a comma always follows.
         AnnotationsAt::Absent => {
-            let mut ins = br#""annotations":"#.to_vec();
+            let mut ins = br#","annotations":"#.to_vec();
             ins.extend_from_slice(&wrapped(&new_pairs));
-            ins.push(b',');
-            edits.push((doc.metadata_open, 0, ins));
+            edits.push((doc.name_end, 0, ins));
         }
         AnnotationsAt::Null(range) => {
             edits.push((range.start, range.end - range.start, wrapped(&new_pairs)));
@@ -160,51 +225,6 @@ pub fn annotate(doc: &Document, annotations: &[(&str, String)]) -> Result<String
     out.extend_from_slice(bytes.get(at..).unwrap_or_default());
     // Pieces of valid UTF-8 cut at ASCII delimiters.
     String::from_utf8(out).map_err(|e| format!("the annotated Binding is not UTF-8: {e}"))
-}
-
-/// A JSON document parsed by serde_json's rules, nothing kept.
-struct Checked;
-
-impl<'de> Deserialize<'de> for Checked {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Checked)
-    }
-}
-
-impl<'de> Visitor<'de> for Checked {
-    type Value = Checked;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Checked, E> {
-        Ok(Checked)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
-        Ok(Checked)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
-        }
-        Ok(Checked)
-    }
 }
 
 #[cfg(test)]
@@ -293,6 +313,10 @@ mod tests {
         binding(json!({"kind": "Node"})),
         "the Binding of pod \"ns/p\" has a target with an empty node name"
     )]
+    #[case::kind_a_number(
+        binding(json!({"kind": 5, "name": "n"})),
+        "the Binding of pod \"ns/p\" targets a 5, not a Node"
+    )]
     #[case::node_name_not_a_string(
         binding(json!({"kind": "Node", "name": 3})),
         "the Binding of pod \"ns/p\" has a target with an empty node name"
@@ -354,7 +378,21 @@ mod tests {
         assert_eq!(
             annotate(&doc, &[(COST, "-5".into())]).unwrap(),
             format!(
-                "{{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {{\"annotations\":{{\"{COST}\":\"-5\"}},\"name\":\"p\",\"generation\":12345678901234567890}},\"target\":{{\"name\":\"n\"}}}}"
+                "{{\"kind\":\"Binding\", \"apiVersion\":\"v1\",\n \"metadata\": {{\"name\":\"p\",\"annotations\":{{\"{COST}\":\"-5\"}},\"generation\":12345678901234567890}},\"target\":{{\"name\":\"n\"}}}}"
+            )
+        );
+    }
+
+    #[test]
+    fn existing_values_are_replaced_in_place() {
+        let text = format!(
+            r#"{{"metadata": {{"name": "p", "annotations": {{"{ZONE}": "a", "x": "y",  "{COST}" : "7"}}}}, "target": {{"name": "n"}}}}"#
+        );
+        let (_, doc) = read(&text, "ns").unwrap();
+        assert_eq!(
+            annotate(&doc, &[(COST, "2".into()), (ZONE, "b".into())]).unwrap(),
+            format!(
+                r#"{{"metadata": {{"name": "p", "annotations": {{"{ZONE}": "b", "x": "y",  "{COST}" : "2"}}}}, "target": {{"name": "n"}}}}"#
             )
         );
     }
@@ -398,6 +436,18 @@ mod tests {
             (
                 r#"{"x": "\q"}"#,
                 "the Binding is not valid JSON: invalid escape",
+            ),
+            (
+                r#"{"metadata": {"name": "p", "annotations": {"controller.kubernetes.io/pod-deletion-cost": 1e400}}}"#,
+                "the Binding is not valid JSON: number out of range",
+            ),
+            (
+                r#"{"metadata": {"name": "p", "namespace": -1e999}, "target": {"name": "n"}}"#,
+                "the Binding is not valid JSON: number out of range",
+            ),
+            (
+                r#"{"metadata": {"name": "p"}, "target": {"kind": 1e999, "name": "n"}}"#,
+                "the Binding is not valid JSON: number out of range",
             ),
             (
                 r#"{"x": 1} 2"#,

@@ -636,6 +636,21 @@ mod tests {
                "spec":{"nodeName":node},"status":{"phase":"Running"}})
     }
 
+    /// The host of a balance binding of `me` to `n-i-1` (zone `i`): the
+    /// node lookup, `me` looked up by its name, then the sibling list
+    /// asked with `list` and answered with `answer`.
+    fn balance_host(me: Value, list: Value, answer: Result<Value, String>) -> FakeHost {
+        let name = me["metadata"]["name"].as_str().unwrap().to_string();
+        FakeHost::default()
+            .expect(
+                "get_resource",
+                node_req("n-i-1"),
+                Ok(node(json!({"available_zone":"i"}))),
+            )
+            .expect("get_resource", pod_req("shop", &name), Ok(me))
+            .expect("list_resources_by_namespace", list, answer)
+    }
+
     #[test]
     fn balance_ranks_within_the_zone() {
         let mut me = rs_pod("web-new", "", json!(null));
@@ -650,18 +665,7 @@ mod tests {
             rs_pod("web-d", "n-k-1", json!(null)),
             hold,
         ]});
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
-            .expect(
-                "list_resources_by_namespace",
-                list_req("shop", "app=web"),
-                Ok(list),
-            )
+        let host = balance_host(me, list_req("shop", "app=web"), Ok(list))
             .expect(
                 "get_resource",
                 node_req("n-k-1"),
@@ -718,18 +722,7 @@ mod tests {
             rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
             old_b,
         ]});
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
-            .expect(
-                "list_resources_by_namespace",
-                list_req("shop", "app=web"),
-                Ok(list),
-            );
+        let host = balance_host(me, list_req("shop", "app=web"), Ok(list));
         let (resp, _) = run(
             &payload(binding_object("web-new", "n-i-1"), ack_settings()),
             host,
@@ -746,18 +739,11 @@ mod tests {
             json!({"app":"web","team":"shop","track":"stable","pod-template-hash":"abc"});
         let mut settings = ack_settings();
         settings["zones"]["siblingLabels"] = json!(["track", "app", "release"]);
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-new"), Ok(me.clone()))
-            .expect(
-                "list_resources_by_namespace",
-                list_req("shop", "app=web,track=stable"),
-                Ok(json!({"items": []})),
-            );
+        let host = balance_host(
+            me.clone(),
+            list_req("shop", "app=web,track=stable"),
+            Ok(json!({"items": []})),
+        );
         let (resp, _) = run(&payload(binding_object("web-new", "n-i-1"), settings), host);
         assert_eq!(
             resp.mutated().unwrap()["metadata"]["annotations"][RANK_ANNOTATION],
@@ -769,18 +755,11 @@ mod tests {
         settings["zones"]["siblingLabels"] = json!(["release"]);
         let mut list = list_req("shop", "");
         list["label_selector"] = Value::Null;
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
-            .expect(
-                "list_resources_by_namespace",
-                list,
-                Ok(json!({"items": [rs_pod("web-a", "n-i-1", json!(null))]})),
-            );
+        let host = balance_host(
+            me,
+            list,
+            Ok(json!({"items": [rs_pod("web-a", "n-i-1", json!(null))]})),
+        );
         let (resp, _) = run(&payload(binding_object("web-new", "n-i-1"), settings), host);
         assert_eq!(
             resp.mutated().unwrap()["metadata"]["annotations"][RANK_ANNOTATION],
@@ -871,11 +850,12 @@ mod tests {
                 .contains("cannot read pod \"shop/web-1\": pods \"web-1\" not found")
         );
 
-        let host = FakeHost::default()
-            .expect("get_resource", node_req("n-i-1"), Ok(node(json!({"available_zone":"i"}))))
-            .expect("get_resource", pod_req("shop", "web-1"), Ok(me.clone()))
-            .expect("list_resources_by_namespace", list_req("shop", "app=web"),
-                    Err("pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot list resource \"pods\"".into()));
+        let forbidden = "pods is forbidden: User \"system:serviceaccount:kubewarden:policy-server-default\" cannot list resource \"pods\"";
+        let host = balance_host(
+            me.clone(),
+            list_req("shop", "app=web"),
+            Err(forbidden.into()),
+        );
         let (resp, _) = run(
             &payload(binding_object("web-1", "n-i-1"), ack_settings()),
             host,
@@ -885,23 +865,11 @@ mod tests {
         let list = json!({"items":[rs_pod("web-2", "gone", json!(null))]});
         let mut s = ack_settings();
         s["onLookupError"] = json!("reject");
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
-            .expect(
-                "list_resources_by_namespace",
-                list_req("shop", "app=web"),
-                Ok(list),
-            )
-            .expect(
-                "get_resource",
-                node_req("gone"),
-                Err("nodes \"gone\" not found".into()),
-            );
+        let host = balance_host(me, list_req("shop", "app=web"), Ok(list)).expect(
+            "get_resource",
+            node_req("gone"),
+            Err("nodes \"gone\" not found".into()),
+        );
         let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), s), host);
         assert!(!resp.accepted);
         assert_eq!(
@@ -1210,18 +1178,7 @@ mod tests {
             rs_pod("web-b", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "-1"})),
             rs_pod("web-c", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
         ]});
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-new"), Ok(me))
-            .expect(
-                "list_resources_by_namespace",
-                list_req("shop", "app=web"),
-                Ok(list),
-            );
+        let host = balance_host(me, list_req("shop", "app=web"), Ok(list));
         let (resp, _) = run(
             &payload(binding_object("web-new", "n-i-1"), ack_settings()),
             host,
@@ -1237,18 +1194,11 @@ mod tests {
     #[test]
     fn bad_input_pod_list_malformed() {
         let me = rs_pod("web-1", "", json!(null));
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("n-i-1"),
-                Ok(node(json!({"available_zone":"i"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-1"), Ok(me))
-            .expect(
-                "list_resources_by_namespace",
-                list_req("shop", "app=web"),
-                Ok(json!({"items": {"web-2": {}}})),
-            );
+        let host = balance_host(
+            me,
+            list_req("shop", "app=web"),
+            Ok(json!({"items": {"web-2": {}}})),
+        );
         let mut settings = ack_settings();
         settings["onLookupError"] = json!("reject");
         let (resp, _) = run(&payload(binding_object("web-1", "n-i-1"), settings), host);

@@ -25,6 +25,7 @@ pub mod objects;
 pub mod scan;
 pub mod selector;
 pub mod settings;
+pub mod view;
 
 use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 

@@ -1,10 +1,14 @@
 //! Reads the request envelope of a `validate` call and the cluster's answers
 //! (a Node, a Pod, a PodList) into the views of `objects`, touching only the
-//! fields the policy uses.
+//! fields the policy uses. The Binding itself is read by serde (`binding`).
 //!
-//! A general JSON deserialiser spends most of a sibling listing decoding
-//! strings the policy never looks at: a thousand pods are ~600 KB of JSON
-//! of which a few hundred bytes per pod matter. This reader skips strings
+//! Where this reader pays: a general JSON deserialiser spends most of a
+//! sibling listing decoding strings the policy never looks at (a thousand
+//! pods are ~660 KB of JSON of which a few hundred bytes per pod matter).
+//! The envelope and the Node go through the same reader because serde
+//! views of them, with errors that name the field (serde_path_to_error),
+//! add 7 KB and 4 KB to the module, past its size budget
+//! (docs/performance.md). This reader skips strings
 //! eight bytes at a time, borrows every string without an escape from the
 //! answer, and only checks the structure of the fields it reads (what it
 //! skips is delimited, not validated: the answers are objects policy-server
@@ -67,135 +71,6 @@ pub fn envelope(text: &str) -> Result<Envelope<'_>, String> {
         return Err("missing field `request`".into());
     }
     Ok(env)
-}
-
-/// What `binding` needs of a Binding's text: the names it carries and
-/// where its annotations go. Fields of the wrong type read as absent, as
-/// they would from a `serde_json::Value`; when a key repeats, the last
-/// one counts, as it does for the API server.
-#[derive(Debug, Default)]
-pub struct BindingText<'a> {
-    pub name: Option<Text<'a>>,
-    pub namespace: Option<Text<'a>>,
-    /// Just after the `{` of `metadata`, when it is a map.
-    pub metadata_open: Option<usize>,
-    pub annotations: AnnotationsAt,
-    pub target: TargetAt<'a>,
-}
-
-/// `metadata.annotations` of a Binding.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub enum AnnotationsAt {
-    #[default]
-    Absent,
-    /// The bytes of the `null`.
-    Null(std::ops::Range<usize>),
-    /// Just after the `{`; whether the map has members; the bytes of the
-    /// values already there under the cost, zone and rank keys.
-    Map {
-        open: usize,
-        empty: bool,
-        own: [Option<std::ops::Range<usize>>; 3],
-    },
-    Other,
-}
-
-/// The annotations `AnnotationsAt::Map` locates, in the order of `own`.
-pub const OWN_ANNOTATIONS: [&str; 3] = [COST_ANNOTATION, ZONE_ANNOTATION, RANK_ANNOTATION];
-
-/// `target` of a Binding.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub enum TargetAt<'a> {
-    #[default]
-    Absent,
-    Null,
-    NotMap,
-    Map {
-        kind: KindAt<'a>,
-        name: Option<Text<'a>>,
-    },
-}
-
-/// `target.kind` of a Binding.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub enum KindAt<'a> {
-    #[default]
-    Absent,
-    Null,
-    Text(Text<'a>),
-    /// The JSON text of a value that is not a string.
-    Other(&'a str),
-}
-
-/// Reads a Binding's text; it must already be known to be valid JSON.
-pub fn binding(text: &str) -> Result<BindingText<'_>, String> {
-    // Read once per request from a few hundred bytes: the out-of-line
-    // string and skip keep this small rather than fast.
-    let mut r = Reader::new(text);
-    let mut b = BindingText::default();
-    if r.peek() != Some(b'{') {
-        r.skip_slow(Path::Root)?;
-        r.end()?;
-        return Ok(b);
-    }
-    r.members_cold(Path::Root, &mut |r, key, here| match key.as_str() {
-        "metadata" => {
-            b.name = None;
-            b.namespace = None;
-            b.annotations = AnnotationsAt::Absent;
-            b.metadata_open = None;
-            if r.peek() != Some(b'{') {
-                return r.skip_slow(here);
-            }
-            b.metadata_open = Some(r.at + 1);
-            r.members_cold(here, &mut |r, key, here| {
-                match key.as_str() {
-                    "name" => b.name = r.lenient_string(here)?,
-                    "namespace" => b.namespace = r.lenient_string(here)?,
-                    "annotations" => b.annotations = r.annotations_at(here)?,
-                    _ => r.skip_slow(here)?,
-                }
-                Ok(())
-            })
-        }
-        "target" => {
-            b.target = match r.peek() {
-                Some(b'{') => {
-                    let (mut kind, mut name) = (KindAt::Absent, None);
-                    r.members_cold(here, &mut |r, key, here| {
-                        match key.as_str() {
-                            "kind" => {
-                                kind = match r.peek() {
-                                    Some(b'"') => KindAt::Text(r.string_slow(here)?),
-                                    Some(b'n') => {
-                                        r.null(here)?;
-                                        KindAt::Null
-                                    }
-                                    _ => KindAt::Other(r.raw(here)?.unwrap_or("null")),
-                                }
-                            }
-                            "name" => name = r.lenient_string(here)?,
-                            _ => r.skip_slow(here)?,
-                        }
-                        Ok(())
-                    })?;
-                    TargetAt::Map { kind, name }
-                }
-                Some(b'n') => {
-                    r.null(here)?;
-                    TargetAt::Null
-                }
-                _ => {
-                    r.skip_slow(here)?;
-                    TargetAt::NotMap
-                }
-            };
-            Ok(())
-        }
-        _ => r.skip_slow(here),
-    })?;
-    r.end()?;
-    Ok(b)
 }
 
 /// A Node answer: only `metadata.labels` is read.
@@ -666,49 +541,6 @@ impl<'a> Reader<'a> {
                 }
                 Some(_) => self.at += 1,
                 None => return Err(format!("{path}: unterminated map or list")),
-            }
-        }
-    }
-
-    /// A string, or `None` for a value of any other kind (skipped).
-    fn lenient_string(&mut self, path: Path) -> Res<Option<Text<'a>>> {
-        if self.peek() == Some(b'"') {
-            self.string_slow(path).map(Some)
-        } else {
-            self.skip_slow(path).map(|()| None)
-        }
-    }
-
-    fn annotations_at(&mut self, path: Path) -> Res<AnnotationsAt> {
-        match self.peek() {
-            Some(b'n') => {
-                let start = self.at;
-                self.null(path)?;
-                Ok(AnnotationsAt::Null(start..self.at))
-            }
-            Some(b'{') => {
-                let open = self.at + 1;
-                let mut empty = true;
-                let mut own: [Option<std::ops::Range<usize>>; 3] = Default::default();
-                self.members_cold(path, &mut |r, key, here| {
-                    empty = false;
-                    let slot = OWN_ANNOTATIONS
-                        .iter()
-                        .position(|k| *k == key.as_str())
-                        .and_then(|i| own.get_mut(i));
-                    r.peek();
-                    let start = r.at;
-                    r.skip_slow(here)?;
-                    if let Some(slot) = slot {
-                        *slot = Some(start..r.at);
-                    }
-                    Ok(())
-                })?;
-                Ok(AnnotationsAt::Map { open, empty, own })
-            }
-            _ => {
-                self.skip_slow(path)?;
-                Ok(AnnotationsAt::Other)
             }
         }
     }

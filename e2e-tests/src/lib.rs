@@ -4,7 +4,6 @@
 
 pub mod cases;
 pub mod kube_api;
-pub mod latency;
 pub mod policy_server;
 pub mod rig_cluster;
 

@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasm_host::latency::Percentiles as Stats;
 use wasm_host::rehydrate::{Prepared, policy_server_engine};
 use wasm_host::{HostResponder, Policy};
 
@@ -260,22 +261,9 @@ fn twenty_rules() -> Value {
            "keepExistingCost": true, "onLookupError": "allow"})
 }
 
-#[derive(Clone, Copy)]
-struct Stats {
-    median: Duration,
-    p99: Duration,
-    mean: Duration,
-}
-
-fn stats(mut samples: Vec<Duration>) -> Stats {
-    samples.sort();
-    let n = samples.len().max(1);
-    let pick = |q: f64| samples[((n as f64 - 1.0) * q).round() as usize];
-    Stats {
-        median: pick(0.5),
-        p99: pick(0.99),
-        mean: samples.iter().sum::<Duration>() / n as u32,
-    }
+/// The summary of a run of timed calls (median = `p50`).
+fn stats(samples: Vec<Duration>) -> Stats {
+    Stats::of(&samples).unwrap_or_default()
 }
 
 /// Times `iterations` calls one by one after a warm-up.
@@ -324,10 +312,10 @@ fn row(name: &str, calls: usize, st: &Stats, floor_us: f64) {
         "{:<42} {:>8} {:>11.2} {:>11.2} {:>11.2} {:>9.2}",
         name,
         calls,
-        us(st.median),
+        us(st.p50),
         us(st.p99),
         us(st.mean),
-        us(st.median) / floor_us
+        us(st.p50) / floor_us
     );
 }
 
@@ -484,7 +472,7 @@ fn measure_fresh_pair(
     let ratios: Vec<f64> = a
         .chunks(per_round)
         .zip(b.chunks(per_round))
-        .map(|(pa, pb)| us(fresh_stats(pa).total.median) / us(fresh_stats(pb).total.median))
+        .map(|(pa, pb)| us(fresh_stats(pa).total.p50) / us(fresh_stats(pb).total.p50))
         .collect();
     let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
     let high = ratios.iter().copied().fold(0.0, f64::max);
@@ -519,14 +507,14 @@ fn fresh_row(name: &str, calls: usize, pair: &FreshPair) {
         "{:<42} {:>6} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>7.0} {:>9.1} {:>7.0} {:>4.2} {:>4.2}–{:<4.2}",
         name,
         calls,
-        us(p.instantiate.median),
-        us(p.call.median),
-        us(p.total.median),
+        us(p.instantiate.p50),
+        us(p.call.p50),
+        us(p.total.p50),
         us(p.total.p99),
         p.faults,
-        us(f.total.median),
+        us(f.total.p50),
         f.faults,
-        us(p.total.median) / us(f.total.median),
+        us(p.total.p50) / us(f.total.p50),
         pair.ratio_range.0,
         pair.ratio_range.1,
     );
@@ -808,7 +796,7 @@ fn main() -> Result<()> {
     let load = stats(loads);
     println!(
         "compile + instantiate policy.wasm: median {:.1} ms",
-        load.median.as_secs_f64() * 1e3
+        load.p50.as_secs_f64() * 1e3
     );
 
     let policy = Policy::from_bytes(&wasm)?;
@@ -839,7 +827,7 @@ fn main() -> Result<()> {
         "{:<42} {:>8} {:>11} {:>11} {:>11} {:>9}",
         "scenario", "calls", "median µs", "p99 µs", "mean µs", "× floor"
     );
-    let floor_us = us(floor_stats.median);
+    let floor_us = us(floor_stats.p50);
     row(
         "0. floor (fixed accept after a node call)",
         a.iterations,
@@ -880,9 +868,9 @@ fn main() -> Result<()> {
         println!(
             "{:<42} policy's hybrid hit at {:.2}× the peer's median (timed alternately: {:.2} µs against {:.2} µs)",
             "",
-            us(hit_paired.median) / us(peer_stats.median),
-            us(hit_paired.median),
-            us(peer_stats.median)
+            us(hit_paired.p50) / us(peer_stats.p50),
+            us(hit_paired.p50),
+            us(peer_stats.p50)
         );
     };
 

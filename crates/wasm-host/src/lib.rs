@@ -1,6 +1,7 @@
 //! Loads `policy.wasm` and calls it through waPC in wasmtime, with the same
 //! crates and WASI setup as Kubewarden's policy-evaluator.
 
+pub mod latency;
 pub mod rehydrate;
 pub mod replay;
 pub mod timing;

@@ -5,13 +5,13 @@
 use anyhow::{Context, Result, bail};
 use cluster_sim::Cluster;
 use e2e_tests::kube_api::KubeApi;
-use e2e_tests::latency::{Percentiles, ms};
 use e2e_tests::policy_server::{PolicyEntry, Rig, review};
 use e2e_tests::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
 use kubectl_deletion_cost::PolicyConfig;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use wasm_host::latency::{Percentiles, ms};
 
 const USAGE: &str = "usage: policy-server-rig [--wasm annotated-policy.wasm] [--policy ID=SETTINGS]... [--siblings N]
                          [--floor MODULE] [--for SECONDS] [--api-log]

@@ -1,14 +1,17 @@
-//! Latency samples summarised by nearest-rank percentiles.
+//! Latency samples summarised by nearest-rank percentiles and their mean,
+//! for every report that times calls of the module (the benchmark, the
+//! policy-server load and latency runs).
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Percentiles {
     pub count: usize,
     pub p50: Duration,
     pub p90: Duration,
     pub p99: Duration,
     pub max: Duration,
+    pub mean: Duration,
 }
 
 impl Percentiles {
@@ -26,6 +29,7 @@ impl Percentiles {
             p90: pick(0.9),
             p99: pick(0.99),
             max: sorted[last],
+            mean: sorted.iter().sum::<Duration>() / u32::try_from(sorted.len()).ok()?,
         })
     }
 }
@@ -44,13 +48,14 @@ mod tests {
         let samples: Vec<Duration> = (1..=100).rev().map(Duration::from_millis).collect();
         let p = Percentiles::of(&samples).unwrap();
         assert_eq!(
-            (p.count, p.p50, p.p90, p.p99, p.max),
+            (p.count, p.p50, p.p90, p.p99, p.max, p.mean),
             (
                 100,
                 Duration::from_millis(50),
                 Duration::from_millis(90),
                 Duration::from_millis(99),
-                Duration::from_millis(100)
+                Duration::from_millis(100),
+                Duration::from_micros(50_500)
             )
         );
         assert_eq!(
