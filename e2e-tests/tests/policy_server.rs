@@ -165,10 +165,10 @@ fn ack_zones_rank_bindings_skip_placeholders_and_follow_the_watch() -> Result<()
     );
     let placeholder =
         cluster.create_rs_pod("shop", "place-holder-k", &[("app", "ack-place-holder")]);
-    cluster.update_pod("shop", &placeholder, |p| {
+    if let Some(p) = cluster.pod_mut("shop", &placeholder) {
         p.priority_class_name = Some("default-priority-class".into());
         p.priority = Some(-1);
-    });
+    }
     let api = KubeApi::start(rc::store(&cluster)?)?;
     let rig = Rig::start(
         &[PolicyEntry::pod_deletion_cost(

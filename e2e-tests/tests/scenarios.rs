@@ -98,11 +98,9 @@ fn add_placeholders(p: &Policy, c: &mut Cluster, settings: &Value) {
     .enumerate()
     {
         let name = c.create_rs_pod("shop", "ack-place-holder-i", &[("app", "ack-place-holder")]);
-        c.update_pod("shop", &name, |pod| {
-            pod.priority_class_name = Some("default-priority-class".into());
-            pod.priority = Some(-1);
-        })
-        .unwrap();
+        let pod = c.pod_mut("shop", &name).unwrap();
+        pod.priority_class_name = Some("default-priority-class".into());
+        pod.priority = Some(-1);
         let out = sim::bind(p, c, settings, "shop", &name, node).unwrap();
         assert!(out.response.accepted);
         assert_eq!(
@@ -112,10 +110,7 @@ fn add_placeholders(p: &Policy, c: &mut Cluster, settings: &Value) {
     }
     // One placeholder carrying the web labels but the placeholder class.
     let name = c.create_rs_pod("shop", "web-6d9c7b8f5d", WEB);
-    c.update_pod("shop", &name, |pod| {
-        pod.priority_class_name = Some("default-priority-class".into())
-    })
-    .unwrap();
+    c.pod_mut("shop", &name).unwrap().priority_class_name = Some("default-priority-class".into());
     let out = sim::bind(p, c, settings, "shop", &name, "cn-beijing.192.168.10.1").unwrap();
     assert_eq!(out.response.mutated_object, None);
 }

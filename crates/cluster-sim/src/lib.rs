@@ -291,6 +291,9 @@ pub struct Cluster {
     /// Private so that every change keeps `index` in step.
     pods: Vec<Pod>,
     index: PodIndex,
+    /// The pod `pod_mut` handed out last, as it was: the index takes its
+    /// change in before its next use.
+    lent: Option<(usize, Before)>,
     pub clock: u64,
     /// Host calls answered since the last `take_exchanges`.
     pub exchanges: Vec<Exchange>,
@@ -335,11 +338,13 @@ impl Cluster {
     /// The pods to change at will: the lookup index is rebuilt on its next
     /// use.
     pub fn pods_mut(&mut self) -> &mut Vec<Pod> {
+        self.lent = None;
         self.index.reset();
         &mut self.pods
     }
 
     pub fn add_pod(&mut self, pod: Pod) {
+        self.settle();
         self.pods.push(pod);
         self.index.pushed(&self.pods);
     }
@@ -350,6 +355,24 @@ impl Cluster {
             .find(|p| p.name == name && p.namespace == namespace)
     }
 
+    /// One pod to change at will; the index takes the change in before its
+    /// next use. `update_pod` says the same in one call.
+    pub fn pod_mut(&mut self, namespace: &str, name: &str) -> Option<&mut Pod> {
+        self.settle();
+        let i = self.index.position(&self.pods, namespace, name)?;
+        self.lent = Some((i, Before::of(&self.pods[i])));
+        Some(&mut self.pods[i])
+    }
+
+    /// Takes in the change of the pod `pod_mut` handed out.
+    fn settle(&mut self) {
+        if let Some((i, before)) = self.lent.take()
+            && let Some(pod) = self.pods.get(i)
+        {
+            self.index.changed(i, &before, pod);
+        }
+    }
+
     /// Changes one pod through `f`; `None` when there is no such pod.
     pub fn update_pod<R>(
         &mut self,
@@ -357,6 +380,7 @@ impl Cluster {
         name: &str,
         f: impl FnOnce(&mut Pod) -> R,
     ) -> Option<R> {
+        self.settle();
         let i = self.index.position(&self.pods, namespace, name)?;
         let pod = &mut self.pods[i];
         let before = Before::of(pod);
@@ -406,6 +430,7 @@ impl Cluster {
     pub fn answer(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
         let request: Value = serde_json::from_slice(payload)
             .map_err(|e| format!("host call payload is not JSON: {e}"))?;
+        self.settle();
         let response = self.answer_checked(operation, &request);
         if operation == "list_resources_by_namespace" && response.is_ok() {
             self.list_keys.insert(ListKey::of(&request));
@@ -949,6 +974,10 @@ mod tests {
             pod: usize,
             app: usize,
         },
+        RelabelLent {
+            pod: usize,
+            app: usize,
+        },
         Rename {
             pod: usize,
         },
@@ -986,6 +1015,7 @@ mod tests {
                 cost
             }),
             2 => (0..64usize, 0..3usize).prop_map(|(pod, app)| Step::Relabel { pod, app }),
+            2 => (0..64usize, 0..3usize).prop_map(|(pod, app)| Step::RelabelLent { pod, app }),
             1 => (0..64usize).prop_map(|pod| Step::Rename { pod }),
             1 => (0..64usize).prop_map(|pod| Step::Remove { pod }),
             1 => (0..3usize, 0..4usize).prop_map(|(app, replicas)| Step::ScaleDown { app, replicas }),
@@ -1044,6 +1074,14 @@ mod tests {
                     c.update_pod(&ns, &name, |p| {
                         p.labels.insert("app".into(), APPS[app].into())
                     });
+                }
+            }
+            Step::RelabelLent { pod, app } => {
+                if let Some((ns, name)) = nth(c, pod)
+                    && let Some(p) = c.pod_mut(&ns, &name)
+                {
+                    p.labels.insert("app".into(), APPS[app].into());
+                    p.phase = "Unknown".into();
                 }
             }
             Step::Rename { pod } => {

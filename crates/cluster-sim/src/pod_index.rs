@@ -20,6 +20,7 @@ pub type Selector = Vec<(String, String)>;
 
 /// A pod's identity and labels before a change, to tell what the change
 /// touched.
+#[derive(Debug, Clone)]
 pub struct Before {
     namespace: String,
     name: String,

@@ -615,7 +615,7 @@ pub fn simulate_with_progress(
     // The replay ran every bound pod as running and ready; the deletion
     // order uses the state the snapshot shows.
     for s in &snapshot.pods {
-        cluster.update_pod(&s.pod.namespace, &s.pod.name, |c| {
+        if let Some(c) = cluster.pod_mut(&s.pod.namespace, &s.pod.name) {
             c.node_name = s.pod.node_name.clone();
             c.phase = s.pod.phase.clone();
             c.ready = s.pod.ready;
@@ -623,7 +623,7 @@ pub fn simulate_with_progress(
             c.restarts = s.pod.restarts;
             c.deleting = s.pod.deleting;
             c.created = s.pod.created;
-        });
+        }
         if s.mirror {
             decisions.insert(
                 (s.pod.namespace.clone(), s.pod.name.clone()),
