@@ -85,12 +85,11 @@ impl PodView {
 
 /// The snapshot's pods as a cluster, in the state the snapshot shows.
 pub fn cluster_of(snapshot: &Snapshot, now: u64) -> Cluster {
-    Cluster {
-        nodes: snapshot.nodes.clone(),
-        pods: snapshot.pods.iter().map(|p| p.pod.clone()).collect(),
-        now: Some(now),
-        ..Default::default()
-    }
+    let mut cluster = Cluster::default();
+    cluster.nodes = snapshot.nodes.clone();
+    cluster.now = Some(now);
+    *cluster.pods_mut() = snapshot.pods.iter().map(|p| p.pod.clone()).collect();
+    cluster
 }
 
 /// Every bound, live ReplicaSet pod of the snapshot with the policy's
