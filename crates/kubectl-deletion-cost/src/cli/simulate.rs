@@ -53,13 +53,14 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
         &options,
         &mut |done, total| progress.update(done, total),
     )?;
-    match args.output {
+    let text = match args.output {
         Output::Json => {
-            let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-            println!("{text}");
+            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
         }
-        Output::Table => print!("{}", crate::render_table(&report)),
-        Output::Html => super::print_out(&crate::html::render(&report))?,
-    }
+        Output::Table => crate::render_table(&report),
+        Output::Html => crate::html::render(&report),
+    };
+    // A closed pipe (`| head`) ends the output quietly instead of panicking.
+    super::print_out(&text)?;
     Ok(ExitCode::SUCCESS)
 }
