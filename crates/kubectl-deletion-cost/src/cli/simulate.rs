@@ -54,9 +54,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
         &mut |done, total| progress.update(done, total),
     )?;
     let text = match args.output {
-        Output::Json => {
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n"
-        }
+        Output::Json => serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n",
         Output::Table => crate::render_table(&report),
         Output::Html => crate::html::render(&report),
     };
