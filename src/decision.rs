@@ -150,19 +150,38 @@ pub fn parse_rank(value: &str) -> Option<u32> {
 /// first; each sibling without one then takes the lowest free slot, in list
 /// order; the pod gets the lowest slot left.
 pub fn rank_in_zone(zone_ranks: &[Option<u32>]) -> u32 {
-    let mut held: BTreeSet<u32> = zone_ranks.iter().flatten().copied().collect();
-    let mut next = 0u32;
-    let mut take_lowest = |held: &mut BTreeSet<u32>| {
-        while held.contains(&next) {
-            next = next.saturating_add(1);
-        }
-        held.insert(next);
-        next
-    };
+    let mut slots = FreeSlots::new(zone_ranks.iter().flatten().copied().collect());
     for _ in zone_ranks.iter().filter(|r| r.is_none()) {
-        take_lowest(&mut held);
+        slots.take_lowest();
     }
-    take_lowest(&mut held)
+    slots.take_lowest()
+}
+
+/// The ranks of one zone: those held, and the lowest free one to give next.
+/// The policy and the tools that reproduce its ranks count slots this way.
+pub struct FreeSlots {
+    held: BTreeSet<u32>,
+    next: u32,
+}
+
+impl FreeSlots {
+    pub fn new(held: BTreeSet<u32>) -> Self {
+        FreeSlots { held, next: 0 }
+    }
+
+    /// Holds a rank that is already given (a later `take_lowest` skips it).
+    pub fn hold(&mut self, rank: u32) {
+        self.held.insert(rank);
+    }
+
+    /// The lowest rank not held, now held.
+    pub fn take_lowest(&mut self) -> u32 {
+        while self.held.contains(&self.next) {
+            self.next = self.next.saturating_add(1);
+        }
+        self.held.insert(self.next);
+        self.next
+    }
 }
 
 /// The whole decision. `zone_ranks` holds the ranks of the siblings in the

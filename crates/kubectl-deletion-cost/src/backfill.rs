@@ -9,6 +9,7 @@
 use crate::audit::zone_groups;
 use crate::expected::{PodView, Verdict};
 use cluster_sim::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
+use pod_deletion_cost_policy::decision::FreeSlots;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -86,7 +87,7 @@ fn assign_ranks<'a>(
     let size = u32::try_from(members.len()).unwrap_or(u32::MAX);
     let mut first_holder: BTreeSet<u32> = BTreeSet::new();
     let mut movers = Vec::new();
-    let mut held = BTreeSet::new();
+    let mut slots = FreeSlots::new(BTreeSet::new());
     let mut unranked_kept = 0usize;
     for v in members {
         let first = v.rank.is_some_and(|r| first_holder.insert(r));
@@ -95,24 +96,17 @@ fn assign_ranks<'a>(
             && (v.rank.is_none() || !first || v.rank.is_some_and(|r| r >= size));
         match (moves, v.rank) {
             (true, _) => movers.push(*v),
-            (false, Some(r)) => {
-                held.insert(r);
-            }
+            (false, Some(r)) => slots.hold(r),
             (false, None) => unranked_kept += 1,
         }
     }
-    let mut next = 0u32;
-    let mut take = |held: &mut BTreeSet<u32>| {
-        while held.contains(&next) {
-            next = next.saturating_add(1);
-        }
-        held.insert(next);
-        next
-    };
     for _ in 0..unranked_kept {
-        take(&mut held);
+        slots.take_lowest();
     }
-    movers.into_iter().map(|v| (v, take(&mut held))).collect()
+    movers
+        .into_iter()
+        .map(|v| (v, slots.take_lowest()))
+        .collect()
 }
 
 /// One `kubectl annotate` command per patch, each word quoted for a POSIX
