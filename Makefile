@@ -185,7 +185,7 @@ clean:
 # mutating-floor.wasm timed alternately; then the warm-instance numbers
 # against floor.wasm; peer.wasm does a hybrid hit the SDK's way.
 bench: policy.wasm floor.wasm mutating-floor.wasm peer.wasm
-	$(CARGO) run --locked --profile native-release -p bench -- --wasm policy.wasm \
+	$(CARGO) run --locked --profile native-release -p bench --bin bench -- --wasm policy.wasm \
 		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm
 
 # The what-if replay (`simulate`) on a generated snapshot of 90 nodes and

@@ -40,33 +40,24 @@ pub fn envelope(text: &str) -> Result<Envelope<'_>, String> {
     r.members_cold(Path::Root, &mut |r, key, here| match key.as_str() {
         "request" => {
             has_request = true;
-            r.members(here, |r, key, here| {
-                match key.as_str() {
-                    "kind" => r.members_cold(here, &mut |r, key, here| match key.as_str() {
-                        "kind" => {
-                            env.kind = r.opt_string(here)?.unwrap_or_default();
-                            Ok(())
-                        }
-                        _ => r.skip(here),
-                    })?,
-                    "subResource" | "sub_resource" => {
-                        env.sub_resource = r.opt_string(here)?.unwrap_or_default()
-                    }
-                    "operation" => env.operation = r.opt_string(here)?.unwrap_or_default(),
-                    "namespace" => env.namespace = r.opt_string(here)?.unwrap_or_default(),
-                    "object" => env.object = r.raw(here)?,
-                    _ => r.skip(here)?,
+            r.members(here, |r, key, here| match key.as_str() {
+                "kind" => r.members_cold(here, &mut |r, key, here| match key.as_str() {
+                    "kind" => env.kind = r.opt_string(here).unwrap_or_default(),
+                    _ => r.skip(here),
+                }),
+                "subResource" | "sub_resource" => {
+                    env.sub_resource = r.opt_string(here).unwrap_or_default()
                 }
-                Ok(())
+                "operation" => env.operation = r.opt_string(here).unwrap_or_default(),
+                "namespace" => env.namespace = r.opt_string(here).unwrap_or_default(),
+                "object" => env.object = r.raw(here),
+                _ => r.skip(here),
             })
         }
-        "settings" => {
-            env.settings = r.raw(here)?;
-            Ok(())
-        }
+        "settings" => env.settings = r.raw(here),
         _ => r.skip(here),
-    })?;
-    r.end()?;
+    });
+    let env = r.finish(env)?;
     if !has_request {
         return Err("missing field `request`".into());
     }
@@ -79,24 +70,20 @@ pub fn node(text: &str) -> Result<Node<'_>, String> {
     let mut node = Node::default();
     r.members_cold(Path::Root, &mut |r, key, here| match key.as_str() {
         "metadata" => r.members_cold(here, &mut |r, key, here| match key.as_str() {
-            "labels" => {
-                node.metadata.labels = r.labels(here)?;
-                Ok(())
-            }
+            "labels" => node.metadata.labels = r.labels(here),
             _ => r.skip(here),
         }),
         _ => r.skip(here),
-    })?;
-    r.end()?;
-    Ok(node)
+    });
+    r.finish(node)
 }
 
 /// A Pod answer.
 pub fn pod(text: &str) -> Result<Pod<'_>, String> {
     let mut r = Reader::new(text);
-    let pod = r.pod(Path::Root)?;
-    r.end()?;
-    Ok(pod)
+    let mut pod = Pod::default();
+    r.pod_into(Path::Root, &mut pod);
+    r.finish(pod)
 }
 
 /// A PodList answer: each item is handed to `f` as soon as it is read,
@@ -113,13 +100,14 @@ pub fn each_pod<'a>(
     r.members(Path::Root, |r, key, here| match key.as_str() {
         "items" => r.elements(here, |r, here| {
             pod = Pod::default();
-            r.pod_into(here, &mut pod)?;
-            f(&mut pod);
-            Ok(())
+            r.pod_into(here, &mut pod);
+            if r.err.is_none() {
+                f(&mut pod);
+            }
         }),
         _ => r.skip(here),
-    })?;
-    r.end()
+    });
+    r.finish(())
 }
 
 /// Where a value is, built only when an error needs it.
@@ -155,9 +143,10 @@ struct Reader<'a> {
     at: usize,
     /// Whether pod labels are read (rather than skipped).
     pod_labels: bool,
+    /// The first error; once set, `at` sits at the end of the text, so
+    /// every loop stops at its next check.
+    err: Option<String>,
 }
-
-type Res<T> = Result<T, String>;
 
 impl<'a> Reader<'a> {
     fn new(text: &'a str) -> Self {
@@ -166,7 +155,32 @@ impl<'a> Reader<'a> {
             bytes: text.as_bytes(),
             at: 0,
             pod_labels: true,
+            err: None,
         }
+    }
+
+    /// The outcome: the first error met, else `value` when nothing but
+    /// blanks follows it.
+    fn finish<T>(mut self, value: T) -> Result<T, String> {
+        if self.err.is_none() && self.peek().is_some() {
+            return Err(format!(
+                "trailing characters after the answer at byte {}",
+                self.at
+            ));
+        }
+        match self.err {
+            Some(e) => Err(e),
+            None => Ok(value),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, message: String) {
+        if self.err.is_none() {
+            self.err = Some(message);
+        }
+        self.at = self.bytes.len();
     }
 
     #[inline]
@@ -221,75 +235,64 @@ impl<'a> Reader<'a> {
             .is_some_and(|rest| rest.starts_with(word))
     }
 
-    fn expected<T>(&mut self, path: Path, what: &str) -> Res<T> {
+    #[cold]
+    #[inline(never)]
+    fn expected(&mut self, path: Path, what: &str) {
+        if self.err.is_some() {
+            return;
+        }
         let found = self.found();
-        Err(match path {
+        self.fail(match path {
             Path::Root => format!("expected {what}, found {found}"),
             _ => format!("{path}: expected {what}, found {found}"),
         })
     }
 
-    fn end(&mut self) -> Res<()> {
-        match self.peek() {
-            None => Ok(()),
-            Some(_) => Err(format!(
-                "trailing characters after the answer at byte {}",
-                self.at
-            )),
-        }
-    }
-
-    fn literal(&mut self, word: &[u8], path: Path) -> Res<()> {
+    fn literal(&mut self, word: &[u8], path: Path) {
         match self.bytes.get(self.at..self.at + word.len()) {
-            Some(w) if w == word => {
-                self.at += word.len();
-                Ok(())
-            }
+            Some(w) if w == word => self.at += word.len(),
             _ => self.expected(path, "a JSON value"),
         }
     }
 
     /// Consumes a `null`; false (nothing consumed) for anything else.
     #[inline]
-    fn null(&mut self, path: Path) -> Res<bool> {
+    fn null(&mut self, path: Path) -> bool {
         if self.peek() == Some(b'n') {
-            self.literal(b"null", path)?;
-            Ok(true)
+            self.literal(b"null", path);
+            true
         } else {
-            Ok(false)
+            false
         }
     }
 
     /// The members of a map (`null` counts as empty); `f` must consume
     /// each value.
-    fn members(
-        &mut self,
-        path: Path,
-        mut f: impl FnMut(&mut Self, &Text<'a>, Path) -> Res<()>,
-    ) -> Res<()> {
-        if self.null(path)? {
-            return Ok(());
+    #[inline]
+    fn members(&mut self, path: Path, mut f: impl FnMut(&mut Self, &Text<'a>, Path)) {
+        if self.null(path) {
+            return;
         }
         if !self.eat(b'{') {
             return self.expected(path, "a map");
         }
         if self.eat(b'}') {
-            return Ok(());
+            return;
         }
         loop {
             if self.peek() != Some(b'"') {
                 return self.expected(path, "a key");
             }
-            let key = self.string(path)?;
+            let key = self.string(path);
             if !self.eat(b':') {
                 return self.expected(path, "':' after a key");
             }
-            f(self, &key, Path::Key(&path, key.as_str()))?;
+            f(self, &key, Path::Key(&path, key.as_str()));
             if self.eat(b',') {
                 continue;
             }
             if self.eat(b'}') {
-                return Ok(());
+                return;
             }
             return self.expected(path, "',' or '}'");
         }
@@ -298,84 +301,96 @@ impl<'a> Reader<'a> {
     /// `members` compiled once for every caller, for maps read once per
     /// request, where size matters more than an indirect call.
     #[inline(never)]
-    fn members_cold(
-        &mut self,
-        path: Path,
-        f: &mut dyn FnMut(&mut Self, &Text<'a>, Path) -> Res<()>,
-    ) -> Res<()> {
+    fn members_cold(&mut self, path: Path, f: &mut dyn FnMut(&mut Self, &Text<'a>, Path)) {
         self.members(path, f)
     }
 
     /// The elements of a list (`null` counts as empty).
-    fn elements(&mut self, path: Path, mut f: impl FnMut(&mut Self, Path) -> Res<()>) -> Res<()> {
-        if self.null(path)? {
-            return Ok(());
+    fn elements(&mut self, path: Path, mut f: impl FnMut(&mut Self, Path)) {
+        if self.null(path) {
+            return;
         }
         if !self.eat(b'[') {
             return self.expected(path, "a list");
         }
         if self.eat(b']') {
-            return Ok(());
+            return;
         }
         let mut index = 0;
         loop {
-            f(self, Path::Index(&path, index))?;
+            f(self, Path::Index(&path, index));
             index += 1;
             if self.eat(b',') {
                 continue;
             }
             if self.eat(b']') {
-                return Ok(());
+                return;
             }
             return self.expected(path, "',' or ']'");
         }
     }
 
-    /// The common case inline (a string right here, without escapes);
-    /// everything else out of line, so that callers stay small.
+    /// A string right here without escapes, consumed; `None` (nothing
+    /// consumed) for anything else.
     #[inline(always)]
-    fn string(&mut self, path: Path) -> Res<Text<'a>> {
-        if self.bytes.get(self.at) == Some(&b'"') {
-            let start = self.at + 1;
-            let stop = quote_or_backslash(self.bytes, start);
-            if self.bytes.get(stop) == Some(&b'"') {
-                // Both ends sit next to ASCII quotes: char boundaries.
-                if let Some(s) = self.text.get(start..stop) {
-                    self.at = stop + 1;
-                    return Ok(Text::from(s));
-                }
-            }
+    fn borrowed_string(&mut self) -> Option<&'a str> {
+        if self.bytes.get(self.at) != Some(&b'"') {
+            return None;
         }
-        self.string_slow(path)
+        let start = self.at + 1;
+        let stop = quote_or_backslash(self.bytes, start);
+        if self.bytes.get(stop) != Some(&b'"') {
+            return None;
+        }
+        // Both ends sit next to ASCII quotes: char boundaries.
+        let s = self.text.get(start..stop)?;
+        self.at = stop + 1;
+        Some(s)
+    }
+
+    #[inline(always)]
+    fn string(&mut self, path: Path) -> Text<'a> {
+        match self.borrowed_string() {
+            Some(s) => Text::from(s),
+            None => self.string_slow(path),
+        }
     }
 
     #[inline(never)]
-    fn string_slow(&mut self, path: Path) -> Res<Text<'a>> {
-        // Compact JSON has no blank before a string: check for the quote
-        // first, skip blanks only when it is not there.
-        if self.bytes.get(self.at) == Some(&b'"') {
-            self.at += 1;
-        } else if !self.eat(b'"') {
-            return self.expected(path, "a string");
+    fn string_slow(&mut self, path: Path) -> Text<'a> {
+        if !self.eat(b'"') {
+            self.expected(path, "a string");
+            return Text::default();
         }
         let start = self.at;
         let stop = quote_or_backslash(self.bytes, start);
         match self.bytes.get(stop) {
             Some(b'"') => {
                 self.at = stop + 1;
-                // Both ends sit next to ASCII quotes: char boundaries.
-                self.text
-                    .get(start..stop)
-                    .map(Text::from)
-                    .ok_or_else(|| format!("{path}: invalid string"))
+                match self.text.get(start..stop) {
+                    Some(s) => Text::from(s),
+                    None => {
+                        self.fail(format!("{path}: invalid string"));
+                        Text::default()
+                    }
+                }
             }
-            Some(_) => self.unescape(start, stop, path),
-            None => Err(format!("{path}: unterminated string")),
+            Some(_) => match self.unescape(start, stop, path) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.fail(e);
+                    Text::default()
+                }
+            },
+            None => {
+                self.fail(format!("{path}: unterminated string"));
+                Text::default()
+            }
         }
     }
 
     /// A string with escapes, from its first backslash on.
-    fn unescape(&mut self, start: usize, first: usize, path: Path) -> Res<Text<'a>> {
+    fn unescape(&mut self, start: usize, first: usize, path: Path) -> Result<Text<'a>, String> {
         let bad = |what: &str| format!("{path}: {what} in a string");
         let mut out = String::from(self.text.get(start..first).ok_or_else(|| bad("bad text"))?);
         let mut at = first;
@@ -437,51 +452,59 @@ impl<'a> Reader<'a> {
     }
 
     /// The text of one value, unparsed; `None` for `null`.
-    fn raw(&mut self, path: Path) -> Res<Option<&'a str>> {
-        if self.null(path)? {
-            return Ok(None);
+    fn raw(&mut self, path: Path) -> Option<&'a str> {
+        if self.null(path) {
+            return None;
         }
         let start = self.at;
-        self.skip(path)?;
-        self.text
-            .get(start..self.at)
-            .map(Some)
-            .ok_or_else(|| format!("{path}: invalid text"))
+        self.skip(path);
+        let raw = self.text.get(start..self.at);
+        if raw.is_none() {
+            self.fail(format!("{path}: invalid text"));
+        }
+        raw
     }
 
     #[inline]
-    fn opt_string(&mut self, path: Path) -> Res<Option<Text<'a>>> {
-        if self.null(path)? {
-            Ok(None)
+    fn opt_string(&mut self, path: Path) -> Option<Text<'a>> {
+        if self.null(path) {
+            None
         } else {
-            self.string(path).map(Some)
+            Some(self.string(path))
         }
     }
 
-    fn opt_bool(&mut self, path: Path) -> Res<Option<bool>> {
+    fn opt_bool(&mut self, path: Path) -> Option<bool> {
         match self.peek() {
-            Some(b'n') => self.literal(b"null", path).map(|()| None),
-            Some(b't') => self.literal(b"true", path).map(|()| Some(true)),
-            Some(b'f') => self.literal(b"false", path).map(|()| Some(false)),
-            _ => self.expected(path, "true or false"),
+            Some(b'n') => {
+                self.literal(b"null", path);
+                None
+            }
+            Some(b't') => {
+                self.literal(b"true", path);
+                Some(true)
+            }
+            Some(b'f') => {
+                self.literal(b"false", path);
+                Some(false)
+            }
+            _ => {
+                self.expected(path, "true or false");
+                None
+            }
         }
     }
 
     /// Skips one value of any kind; a string without escapes inline.
     #[inline(always)]
-    fn skip(&mut self, path: Path) -> Res<()> {
-        if self.bytes.get(self.at) == Some(&b'"') {
-            let stop = quote_or_backslash(self.bytes, self.at + 1);
-            if self.bytes.get(stop) == Some(&b'"') {
-                self.at = stop + 1;
-                return Ok(());
-            }
+    fn skip(&mut self, path: Path) {
+        if self.borrowed_string().is_none() {
+            self.skip_slow(path)
         }
-        self.skip_slow(path)
     }
 
     #[inline(never)]
-    fn skip_slow(&mut self, path: Path) -> Res<()> {
+    fn skip_slow(&mut self, path: Path) {
         match self.peek() {
             Some(b'"') => {
                 self.at += 1;
@@ -498,35 +521,34 @@ impl<'a> Reader<'a> {
                 ) {
                     self.at += 1;
                 }
-                Ok(())
             }
             _ => self.expected(path, "a JSON value"),
         }
     }
 
     #[inline]
-    fn skip_string_body(&mut self, path: Path) -> Res<()> {
+    fn skip_string_body(&mut self, path: Path) {
         loop {
             let stop = quote_or_backslash(self.bytes, self.at);
             match self.bytes.get(stop) {
                 Some(b'"') => {
                     self.at = stop + 1;
-                    return Ok(());
+                    return;
                 }
                 Some(_) => self.at = stop + 2,
-                None => return Err(format!("{path}: unterminated string")),
+                None => return self.fail(format!("{path}: unterminated string")),
             }
         }
     }
 
     /// Skips a map or list by counting brackets outside strings.
-    fn skip_nested(&mut self, path: Path) -> Res<()> {
+    fn skip_nested(&mut self, path: Path) {
         let mut depth = 0usize;
         loop {
             match self.bytes.get(self.at) {
                 Some(b'"') => {
                     self.at += 1;
-                    self.skip_string_body(path)?;
+                    self.skip_string_body(path);
                 }
                 Some(b'{' | b'[') => {
                     depth += 1;
@@ -536,109 +558,95 @@ impl<'a> Reader<'a> {
                     self.at += 1;
                     depth = depth.saturating_sub(1);
                     if depth == 0 {
-                        return Ok(());
+                        return;
                     }
                 }
                 Some(_) => self.at += 1,
-                None => return Err(format!("{path}: unterminated map or list")),
+                None => {
+                    if self.err.is_none() {
+                        self.fail(format!("{path}: unterminated map or list"));
+                    }
+                    return;
+                }
             }
         }
     }
 
-    fn labels(&mut self, path: Path) -> Res<LabelSet<'a>> {
+    fn labels(&mut self, path: Path) -> LabelSet<'a> {
         let mut out = Vec::new();
         self.members(path, |r, key, here| {
-            out.push((key.clone(), r.string(here)?));
-            Ok(())
-        })?;
-        Ok(LabelSet(out))
+            let value = r.string(here);
+            out.push((key.clone(), value));
+        });
+        LabelSet(out)
     }
 
-    fn pod(&mut self, path: Path) -> Res<Pod<'a>> {
-        let mut pod = Pod::default();
-        self.pod_into(path, &mut pod)?;
-        Ok(pod)
-    }
-
-    fn pod_into(&mut self, path: Path, pod: &mut Pod<'a>) -> Res<()> {
+    fn pod_into(&mut self, path: Path, pod: &mut Pod<'a>) {
         self.members(path, |r, key, here| match key.as_str() {
             "metadata" => r.pod_metadata(here, pod),
-            "spec" => r.members(here, |r, key, here| {
-                match key.as_str() {
-                    "nodeName" => pod.spec.node_name = r.opt_string(here)?,
-                    "priorityClassName" => pod.spec.priority_class_name = r.opt_string(here)?,
-                    _ => r.skip(here)?,
-                }
-                Ok(())
+            "spec" => r.members(here, |r, key, here| match key.as_str() {
+                "nodeName" => pod.spec.node_name = r.opt_string(here),
+                "priorityClassName" => pod.spec.priority_class_name = r.opt_string(here),
+                _ => r.skip(here),
             }),
-            "status" => r.members(here, |r, key, here| {
-                match key.as_str() {
-                    "phase" => pod.status.phase = r.opt_string(here)?,
-                    _ => r.skip(here)?,
-                }
-                Ok(())
+            "status" => r.members(here, |r, key, here| match key.as_str() {
+                "phase" => pod.status.phase = r.opt_string(here),
+                _ => r.skip(here),
             }),
             _ => r.skip(here),
         })
     }
 
-    fn pod_metadata(&mut self, path: Path, pod: &mut Pod<'a>) -> Res<()> {
+    fn pod_metadata(&mut self, path: Path, pod: &mut Pod<'a>) {
         let meta = &mut pod.metadata;
-        self.members(path, |r, key, here| {
-            match key.as_str() {
-                "name" => meta.name = r.opt_string(here)?.unwrap_or_default(),
-                "uid" => meta.uid = r.opt_string(here)?.unwrap_or_default(),
-                "labels" if r.pod_labels => meta.labels = r.labels(here)?,
-                "annotations" => r.members(here, |r, key, here| {
-                    let slot = match key.as_str() {
-                        COST_ANNOTATION => &mut meta.annotations.cost,
-                        ZONE_ANNOTATION => &mut meta.annotations.zone,
-                        RANK_ANNOTATION => &mut meta.annotations.rank,
-                        _ => return r.skip(here),
-                    };
-                    *slot = Some(r.string(here)?);
-                    Ok(())
-                })?,
-                "ownerReferences" => {
-                    let mut controller = None;
-                    r.elements(here, |r, here| {
-                        let owner = r.owner(here)?;
-                        if controller.is_none() && owner.controller == Some(true) {
-                            controller = Some(owner);
-                        }
-                        Ok(())
-                    })?;
-                    meta.controller = Controller(controller);
-                }
-                "deletionTimestamp" => {
-                    meta.deletion_timestamp = if r.null(here)? {
-                        None
-                    } else {
-                        r.skip(here)?;
-                        Some(IgnoredAnyEq)
+        self.members(path, |r, key, here| match key.as_str() {
+            "name" => meta.name = r.opt_string(here).unwrap_or_default(),
+            "uid" => meta.uid = r.opt_string(here).unwrap_or_default(),
+            "labels" if r.pod_labels => meta.labels = r.labels(here),
+            "annotations" => r.members(here, |r, key, here| {
+                let slot = match key.as_str() {
+                    COST_ANNOTATION => &mut meta.annotations.cost,
+                    ZONE_ANNOTATION => &mut meta.annotations.zone,
+                    RANK_ANNOTATION => &mut meta.annotations.rank,
+                    _ => return r.skip(here),
+                };
+                *slot = Some(r.string(here));
+            }),
+            "ownerReferences" => {
+                let mut controller = None;
+                r.elements(here, |r, here| {
+                    let owner = r.owner(here);
+                    if controller.is_none() && owner.controller == Some(true) {
+                        controller = Some(owner);
                     }
-                }
-                _ => r.skip(here)?,
+                });
+                meta.controller = Controller(controller);
             }
-            Ok(())
+            "deletionTimestamp" => {
+                meta.deletion_timestamp = if r.null(here) {
+                    None
+                } else {
+                    r.skip(here);
+                    Some(IgnoredAnyEq)
+                }
+            }
+            _ => r.skip(here),
         })
     }
 
-    fn owner(&mut self, path: Path) -> Res<OwnerReference<'a>> {
+    fn owner(&mut self, path: Path) -> OwnerReference<'a> {
         let mut owner = OwnerReference::default();
         if self.peek() != Some(b'{') {
-            return self.expected(path, "a map");
+            self.expected(path, "a map");
+            return owner;
         }
-        self.members(path, |r, key, here| {
-            match key.as_str() {
-                "kind" => owner.kind = r.opt_string(here)?.unwrap_or_default(),
-                "uid" => owner.uid = r.opt_string(here)?.unwrap_or_default(),
-                "controller" => owner.controller = r.opt_bool(here)?,
-                _ => r.skip(here)?,
-            }
-            Ok(())
-        })?;
-        Ok(owner)
+        self.members(path, |r, key, here| match key.as_str() {
+            "kind" => owner.kind = r.opt_string(here).unwrap_or_default(),
+            "uid" => owner.uid = r.opt_string(here).unwrap_or_default(),
+            "controller" => owner.controller = r.opt_bool(here),
+            _ => r.skip(here),
+        });
+        owner
     }
 }
 
