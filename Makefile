@@ -184,9 +184,12 @@ clean:
 # instance per request as policy-server runs it, as a ratio to
 # mutating-floor.wasm timed alternately; then the warm-instance numbers
 # against floor.wasm; peer.wasm does a hybrid hit the SDK's way.
+# COLD=1: only the fresh-instance table, with the caches evicted before
+# every request, as they are in a policy-server worker between requests.
 bench: policy.wasm floor.wasm mutating-floor.wasm peer.wasm
 	$(CARGO) run --locked --profile native-release -p bench --bin bench -- --wasm policy.wasm \
-		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm
+		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm \
+		$(if $(COLD),--cold-caches --filter "" --fresh-iterations 1000)
 
 # The what-if replay (`simulate`) on a generated snapshot of 90 nodes and
 # 10,000 pods (one 3,000-replica Deployment, 70 of 100) with zone balance

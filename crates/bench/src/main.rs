@@ -455,6 +455,7 @@ fn measure_fresh_pair(
     mut policy: impl FnMut() -> Result<Fresh>,
     mut floor: impl FnMut() -> Result<Fresh>,
     iterations: usize,
+    cold: bool,
 ) -> Result<FreshPair> {
     for _ in 0..(iterations / 10).clamp(5, 500) {
         policy()?;
@@ -464,8 +465,11 @@ fn measure_fresh_pair(
         Vec::with_capacity(iterations),
         Vec::with_capacity(iterations),
     );
+    let mut evict = CacheEvictor::new(cold);
     for _ in 0..iterations {
+        evict.run();
         a.push(policy()?);
+        evict.run();
         b.push(floor()?);
     }
     let per_round = iterations.div_ceil(ROUNDS).max(1);
@@ -481,6 +485,29 @@ fn measure_fresh_pair(
         floor: fresh_stats(&b),
         ratio_range: (low, high),
     })
+}
+
+/// Writes a buffer larger than this machine's caches between requests
+/// (outside the timed part), so that each request starts with its code and
+/// data out of cache, as a policy-server worker's does between requests
+/// that ran other policies and the HTTP and JSON work around them.
+struct CacheEvictor(Vec<u8>);
+
+impl CacheEvictor {
+    const BYTES: usize = 32 << 20;
+
+    fn new(on: bool) -> Self {
+        CacheEvictor(if on { vec![0; Self::BYTES] } else { Vec::new() })
+    }
+
+    fn run(&mut self) {
+        for line in self.0.chunks_mut(64) {
+            if let Some(b) = line.first_mut() {
+                *b = b.wrapping_add(1);
+            }
+        }
+        std::hint::black_box(&self.0);
+    }
 }
 
 fn fresh_header() {
@@ -529,7 +556,12 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
     let peer = Prepared::new(&engine, peer)?;
     println!();
     println!(
-        "Fresh instance per request, as policy-server runs it (medians; faults: minor page faults per request; × floor: median total over the mutating floor's, timed alternately, and its range over {ROUNDS} rounds)"
+        "Fresh instance per request, as policy-server runs it{} (medians; faults: minor page faults per request; × floor: median total over the mutating floor's, timed alternately, and its range over {ROUNDS} rounds)",
+        if a.cold_caches {
+            ", caches evicted before every request (32 MiB written)"
+        } else {
+            ""
+        }
     );
     fresh_header();
     let mut all = scenarios(a.fresh_iterations)?;
@@ -568,6 +600,7 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
                 Ok(sample)
             },
             iterations,
+            a.cold_caches,
         )?;
         fresh_row(&s.name, iterations, &pair);
     }
@@ -590,6 +623,7 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
         || Ok(fresh(&policy, settings_call)?.0),
         || Ok(fresh(&floor, settings_call)?.0),
         a.fresh_iterations,
+        a.cold_caches,
     )?;
     fresh_row("5. validate_settings, 20 rules", a.fresh_iterations, &pair);
     Ok(())
@@ -609,6 +643,8 @@ struct Args {
     rehydrated: bool,
     /// Only the fresh-instance rows whose name contains this, then stop.
     filter: Option<String>,
+    /// Evict the caches before every fresh-instance request.
+    cold_caches: bool,
     memory_calls: usize,
     /// Run only the scenario whose name contains this, untimed: for
     /// instruction counts under callgrind (`make profile`).
@@ -628,6 +664,7 @@ fn args() -> Result<Args> {
         fresh_iterations: 5_000,
         rehydrated: false,
         filter: None,
+        cold_caches: false,
         memory_calls: 100_000,
         only: None,
         native: false,
@@ -642,13 +679,14 @@ fn args() -> Result<Args> {
             "--fresh-iterations" => a.fresh_iterations = value()?.parse()?,
             "--rehydrated" => a.rehydrated = true,
             "--filter" => a.filter = Some(value()?),
+            "--cold-caches" => a.cold_caches = true,
             "--peer" => a.peer = value()?.into(),
             "--iterations" => a.iterations = value()?.parse()?,
             "--memory-calls" => a.memory_calls = value()?.parse()?,
             "--only" => a.only = Some(value()?),
             "--native" => a.native = true,
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--only SCENARIO [--native | --rehydrated]]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--cold-caches] [--only SCENARIO [--native | --rehydrated]]"
             ),
         }
     }
