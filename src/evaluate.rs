@@ -787,9 +787,15 @@ mod tests {
         assert_eq!(resp.audit_annotations.unwrap()["decision"], "placeholder");
     }
 
-    #[test]
-    fn keep_existing_cost() {
-        let me = rs_pod("web-1", "", json!({COST_ANNOTATION: "42"}));
+    #[rstest]
+    #[case::a_cost_is_kept(json!({COST_ANNOTATION: "42"}), None, "existing cost 42 kept")]
+    #[case::no_cost_yet(json!(null), Some("1"), "annotated")]
+    fn keep_existing_cost(
+        #[case] annotations: Value,
+        #[case] cost: Option<&str>,
+        #[case] decision: &str,
+    ) {
+        let me = rs_pod("web-1", "", annotations);
         let host = FakeHost::default()
             .expect(
                 "get_resource",
@@ -804,27 +810,10 @@ mod tests {
             ),
             host,
         );
-        assert_eq!(resp.mutated(), None);
-        assert_eq!(
-            resp.audit_annotations.unwrap()["decision"],
-            "existing cost 42 kept"
-        );
-        let me = rs_pod("web-1", "", json!(null));
-        let host = FakeHost::default()
-            .expect(
-                "get_resource",
-                node_req("mi-1"),
-                Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
-            )
-            .expect("get_resource", pod_req("shop", "web-1"), Ok(me));
-        let (resp, _) = run(
-            &payload(
-                binding_object("web-1", "mi-1"),
-                json!({"keepExistingCost": true}),
-            ),
-            host,
-        );
-        assert_eq!(cost_of(&resp).as_deref(), Some("1"));
+        // The Binding is mutated exactly when a cost is written.
+        assert_eq!(resp.mutated().is_some(), cost.is_some());
+        assert_eq!(cost_of(&resp).as_deref(), cost);
+        assert_eq!(resp.audit_annotations.unwrap()["decision"], decision);
     }
 
     #[test]
