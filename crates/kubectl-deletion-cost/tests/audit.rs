@@ -3,24 +3,16 @@
 //! exact findings, and that applying the printed `kubectl annotate`
 //! commands to the snapshot leaves nothing to find.
 
+mod common;
+
+use common::{NOW, root, snapshot};
+
 use cluster_sim::snapshot::{Snapshot, parse_timestamp};
 use kubectl_deletion_cost::audit::{self, AuditReport};
 use kubectl_deletion_cost::{Options, PolicyConfig, backfill, expected, simulate};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use wasm_host::Policy;
-
-const NOW: &str = "2026-11-22T00:00:00Z";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn snap(rel: &str) -> PathBuf {
-    root()
-        .join("crates/kubectl-deletion-cost/snapshots")
-        .join(rel)
-}
 
 thread_local! {
     // Compiling the module is the slow part of a test: once per thread.
@@ -42,11 +34,15 @@ fn now() -> u64 {
 }
 
 fn ack() -> Snapshot {
-    Snapshot::load(&[snap("ack-zones/nodes.json"), snap("ack-zones/pods.json")]).expect("ACK")
+    Snapshot::load(&[
+        snapshot("ack-zones/nodes.json"),
+        snapshot("ack-zones/pods.json"),
+    ])
+    .expect("ACK")
 }
 
 fn eks() -> Snapshot {
-    Snapshot::load(&[snap("eks-hybrid/cluster.json")]).expect("EKS")
+    Snapshot::load(&[snapshot("eks-hybrid/cluster.json")]).expect("EKS")
 }
 
 fn run_audit(snapshot: &Snapshot, config: &PolicyConfig) -> AuditReport {
@@ -185,7 +181,10 @@ fn apply_backfill(files: &[PathBuf], commands: &str, dir: &Path) -> Vec<PathBuf>
 /// half its pods were bound: the later half carries what the policy gave
 /// them then (counting the earlier, unannotated pods as it does).
 fn ack_half_installed(dir: &Path) -> Vec<PathBuf> {
-    let files = vec![snap("ack-zones/nodes.json"), snap("ack-zones/pods.json")];
+    let files = vec![
+        snapshot("ack-zones/nodes.json"),
+        snapshot("ack-zones/pods.json"),
+    ];
     let snapshot = Snapshot::load(&files).unwrap();
     let mut times: Vec<u64> = snapshot
         .pods
@@ -221,7 +220,10 @@ fn balance_only() -> PolicyConfig {
 }
 
 fn ack_files() -> Vec<PathBuf> {
-    vec![snap("ack-zones/nodes.json"), snap("ack-zones/pods.json")]
+    vec![
+        snapshot("ack-zones/nodes.json"),
+        snapshot("ack-zones/pods.json"),
+    ]
 }
 
 fn missing_unranked(rs: &str, pod: &str, zone: &str, base: i64) -> String {
@@ -364,7 +366,7 @@ fn backfill_then_audit_finds_nothing(#[case] which: &str, #[case] example: &str)
     let dir = scratch(&format!("round-trip-{which}-{}", example.len()));
     let files = match which {
         "ack" => ack_files(),
-        "eks" => vec![snap("eks-hybrid/cluster.json")],
+        "eks" => vec![snapshot("eks-hybrid/cluster.json")],
         _ => ack_half_installed(&dir.join("half")),
     };
     let config = if example.is_empty() {
@@ -573,7 +575,7 @@ fn audit_bad_input_exits_2(#[case] args: &[&str], #[case] message: &str) {
         .iter()
         .map(|a| match *a {
             "@bad-settings" => bad_settings.display().to_string(),
-            "@eks" => snap("eks-hybrid/cluster.json").display().to_string(),
+            "@eks" => snapshot("eks-hybrid/cluster.json").display().to_string(),
             other => other.to_string(),
         })
         .collect();

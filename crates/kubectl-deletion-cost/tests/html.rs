@@ -2,19 +2,18 @@
 //! self-contained (no external URL), escapes cluster strings, and draws:
 //! headless Chromium renders it to a PNG that is not blank.
 
+mod common;
+
+use common::{NOW, root};
+
 use quick_xml::events::Event;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const NOW: &str = "2026-11-22T00:00:00Z";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// A zone name with every character XML gives a meaning to.
 const ODD_ZONE: &str = "i<&>\"'";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn scratch(name: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("html-{name}"));

@@ -2,6 +2,10 @@
 //! repository, with the built-in policy module, the snapshot on standard
 //! input; its report must be the library's for the same input.
 
+mod common;
+
+use common::{NOW, root};
+
 use cluster_sim::snapshot::{Snapshot, parse_timestamp};
 use kubectl_deletion_cost::cli::STDIN_NAME;
 use kubectl_deletion_cost::{Options, PolicyConfig, ScaleTarget};
@@ -9,12 +13,6 @@ use rstest::rstest;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use wasm_host::Policy;
-
-const NOW: &str = "2026-11-22T00:00:00Z";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 /// The report the library gives: files as given, `-` read as the command
 /// reads standard input.

@@ -4,6 +4,10 @@
 //! the real `kwctl push` when kwctl is on PATH, else with the OCI client;
 //! the report made with the pulled module must equal the built-in one's.
 
+mod common;
+
+use common::{NOW, root};
+
 use oci_client::client::{ClientConfig, ClientProtocol, Config, ImageLayer};
 use oci_client::manifest::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use oci_client::secrets::RegistryAuth;
@@ -15,12 +19,6 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 const REGISTRY_BIN: &str = "docker-registry";
-const NOW: &str = "2026-11-22T00:00:00Z";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)

@@ -2,26 +2,20 @@
 //! prints, its errors, and that every prediction it makes holds when the
 //! same bindings are evaluated from kwctl replay sessions.
 
+mod common;
+
+use common::{NOW, root, snapshot};
+
 use e2e_tests::cases::{self, Case};
 use rstest::rstest;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use wasm_host::Policy;
 
-const NOW: &str = "2026-11-22T00:00:00Z";
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn snap(rel: &str) -> String {
-    root()
-        .join("crates/kubectl-deletion-cost/snapshots")
-        .join(rel)
-        .display()
-        .to_string()
+    snapshot(rel).display().to_string()
 }
 
 fn example(name: &str) -> String {
