@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{NOW, root, snapshot};
+use common::{NOW, Run, root, run, snapshot};
 
 use cluster_sim::snapshot::{Snapshot, parse_timestamp};
 use kubectl_deletion_cost::audit::{self, AuditReport};
@@ -503,26 +503,16 @@ fn damaged_annotations_are_found_and_fixed_with_include_existing() {
     );
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 /// The command itself: `kubectl-deletion_cost <command> --policy
 /// policy.wasm --now NOW <args>`.
 fn command(subcommand: &str, args: &[String]) -> Run {
-    let wasm = wasm_host::default_policy_wasm().display().to_string();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-deletion_cost"))
-        .args([subcommand, "--policy", &wasm, "--now", NOW])
-        .args(args)
-        .output()
-        .expect("the command runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run(
+        subcommand,
+        ["--now", NOW]
+            .into_iter()
+            .map(String::from)
+            .chain(args.iter().cloned()),
+    )
 }
 
 fn paths(files: &[PathBuf]) -> Vec<String> {

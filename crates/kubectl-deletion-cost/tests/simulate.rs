@@ -4,14 +4,13 @@
 
 mod common;
 
-use common::{NOW, root, snapshot};
+use common::{NOW, Run, root, run, snapshot};
 
 use e2e_tests::cases::{self, Case};
 use rstest::rstest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use wasm_host::Policy;
 
 fn snap(rel: &str) -> String {
@@ -22,24 +21,8 @@ fn example(name: &str) -> String {
     root().join("examples").join(name).display().to_string()
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
 fn simulate(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-deletion_cost"))
-        .arg("simulate")
-        .args(["--policy", &cases::default_wasm().display().to_string()])
-        .args(args)
-        .output()
-        .expect("simulate runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run("simulate", args)
 }
 
 /// The table printed for `args` (with the fixed clock), checked to hold

@@ -20,3 +20,27 @@ pub fn snapshot(rel: &str) -> PathBuf {
         .join("crates/kubectl-deletion-cost/snapshots")
         .join(rel)
 }
+
+/// What one run of the command gave.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// `kubectl-deletion_cost SUBCOMMAND --policy policy.wasm ARGS…`: the built
+/// binary with this checkout's module.
+pub fn run<A: AsRef<std::ffi::OsStr>>(subcommand: &str, args: impl IntoIterator<Item = A>) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-deletion_cost"))
+        .arg(subcommand)
+        .arg("--policy")
+        .arg(wasm_host::default_policy_wasm())
+        .args(args)
+        .output()
+        .expect("the command runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
