@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{NOW, root};
+use common::{NOW, root, run, snapshot};
 
 use quick_xml::events::Event;
 use std::path::{Path, PathBuf};
@@ -39,29 +39,26 @@ fn odd_nodes(dir: &Path) -> PathBuf {
 }
 
 fn page(dir: &Path) -> String {
-    let wasm = wasm_host::default_policy_wasm().display().to_string();
-    let pods = root().join("crates/kubectl-deletion-cost/snapshots/ack-zones/pods.json");
     let settings = root().join("examples/ack-zones-placeholders.yaml");
-    let out = Command::new(env!("CARGO_BIN_EXE_kubectl-deletion_cost"))
-        .args(["simulate", "--policy", &wasm, "--now", NOW, "-o", "html"])
-        .args([
-            "--scale",
-            "shop/web=3",
-            "--scale",
-            "shop/api=4",
-            "--settings",
-        ])
-        .arg(&settings)
-        .arg(odd_nodes(dir))
-        .arg(&pods)
-        .output()
-        .expect("the command runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run(
+        "simulate",
+        [
+            "--now".as_ref(),
+            NOW.as_ref(),
+            "-o".as_ref(),
+            "html".as_ref(),
+            "--scale".as_ref(),
+            "shop/web=3".as_ref(),
+            "--scale".as_ref(),
+            "shop/api=4".as_ref(),
+            "--settings".as_ref(),
+            settings.as_os_str(),
+            odd_nodes(dir).as_os_str(),
+            snapshot("ack-zones/pods.json").as_os_str(),
+        ],
     );
-    String::from_utf8(out.stdout).expect("UTF-8 page")
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    out.stdout
 }
 
 /// Parses the page as XML; returns its text content and every

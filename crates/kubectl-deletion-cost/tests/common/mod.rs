@@ -40,7 +40,8 @@ pub fn run<A: AsRef<std::ffi::OsStr>>(subcommand: &str, args: impl IntoIterator<
         .expect("the command runs");
     Run {
         code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        // What the command prints is UTF-8, always.
+        stdout: String::from_utf8(out.stdout).expect("UTF-8 output"),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
