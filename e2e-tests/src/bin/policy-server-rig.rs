@@ -21,7 +21,8 @@ Starts the Kubernetes API stand-in (fixture nodes and a ReplicaSet shop/web of
 --siblings ranked pods, default 100) and policy-server with each --policy
 (settings file or ClusterAdmissionPolicy manifest; default: eks and ack from
 examples/), and with --floor that module as policies floor (settings {}) and
-floor-balance (settings {zones: {balance: true}}), prints the URLs and serves
+floor-balance (settings {zones: {balance: true}}) and floor-balance-pod (the
+same and readPod: the pending pod, read uncached as the ack policy does), prints the URLs and serves
 until standard input closes or --for SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
 hybrid node (eks) and of a balance binding (ack), in --rounds alternating
 rounds (default 10), next to the floor module when given, then the first and
@@ -127,6 +128,13 @@ fn run(o: &Options) -> Result<()> {
             floor,
             json!({"zones": {"balance": true}}),
         ));
+        // ... and also reads the pending pod uncached, as the policy must
+        // when balance or placeholders are set.
+        entries.push(PolicyEntry::pod_deletion_cost(
+            "floor-balance-pod",
+            floor,
+            json!({"zones": {"balance": true}, "readPod": pending}),
+        ));
     }
     let api_url = api.url();
     let rig = Rig::start(&entries, api)?;
@@ -153,7 +161,7 @@ fn serve(rig: &Rig, api_url: &str, cluster: &Cluster, pending: &str, o: &Options
         println!("policy {id}: {}/validate/{id}", rig.url());
     }
     if o.floor.is_some() {
-        for id in ["floor", "floor-balance"] {
+        for id in ["floor", "floor-balance", "floor-balance-pod"] {
             println!("policy {id}: {}/validate/{id}", rig.url());
         }
     }

@@ -4,10 +4,12 @@
 //! the policy as a ratio to this module, instantiated afresh per request as
 //! policy-server does, so what remains is the policy's own cost.
 //!
-//! Two modes, told apart from the payload's last bytes (where the settings
+//! Modes, told apart from the payload's last bytes (where the settings
 //! are, after the request) without reading the rest: one node lookup for a
 //! plain binding; one node lookup plus one sibling list when the settings
-//! turn zone balance on.
+//! turn zone balance on; and with `"readPod":"NAME"` in the settings as
+//! well, the uncached read of pod `shop/NAME` between the two, which the
+//! policy makes whenever balance or placeholders are set (SPEC §4 step 2).
 
 use wapc_guest::{CallResult, host_call, register_function};
 
@@ -17,6 +19,8 @@ const ANNOTATED: &[u8] = br#"{"accepted":true,"message":null,"code":null,"mutate
 const BALANCE_NODE_REQUEST: &[u8] = br#"{"api_version":"v1","kind":"Node","name":"cn-beijing.192.168.2.17","namespace":null,"disable_cache":false,"field_masks":["metadata.labels"]}"#;
 const SIBLINGS_REQUEST: &[u8] = br#"{"api_version":"v1","kind":"Pod","namespace":"shop","label_selector":"app=web","field_selector":null,"field_masks":["spec.nodeName","spec.priority","spec.priorityClassName","status.phase"]}"#;
 const BALANCED: &[u8] = br#"{"accepted":true,"message":null,"code":null,"mutated_object":{"kind":"Binding","apiVersion":"v1","metadata":{"name":"web-6d9c7b8f5d-new","namespace":"shop","uid":"5f0c2a34-2d9f-4c1e-9b1a-6a4f3f0d2c11","creationTimestamp":null,"annotations":{"controller.kubernetes.io/pod-deletion-cost":"-3","pod-deletion-cost.kubewarden.io/zone":"k","pod-deletion-cost.kubewarden.io/rank":"3"}},"target":{"kind":"Node","name":"cn-beijing.192.168.2.17"}},"audit_annotations":null,"warnings":null}"#;
+
+const POD_READ: &[u8] = br#""readPod":""#;
 
 /// How far from the end the settings' balance switch is looked for.
 const SETTINGS_TAIL: usize = 256;
@@ -37,6 +41,14 @@ fn validate(payload: &[u8]) -> CallResult {
             "get_resource",
             BALANCE_NODE_REQUEST,
         )?;
+        if let Some(pod) = pod_to_read(payload) {
+            host_call(
+                "kubewarden",
+                "kubernetes",
+                "get_resource",
+                &pod_request(pod),
+            )?;
+        }
         host_call(
             "kubewarden",
             "kubernetes",
@@ -51,8 +63,30 @@ fn validate(payload: &[u8]) -> CallResult {
 }
 
 fn balance_on(payload: &[u8]) -> bool {
-    let tail = &payload[payload.len().saturating_sub(SETTINGS_TAIL)..];
-    tail.windows(BALANCE_ON.len()).any(|w| w == BALANCE_ON)
+    settings_tail(payload)
+        .windows(BALANCE_ON.len())
+        .any(|w| w == BALANCE_ON)
+}
+
+fn settings_tail(payload: &[u8]) -> &[u8] {
+    &payload[payload.len().saturating_sub(SETTINGS_TAIL)..]
+}
+
+/// The pod name after `"readPod":"`, up to the next quote.
+fn pod_to_read(payload: &[u8]) -> Option<&[u8]> {
+    let tail = settings_tail(payload);
+    let at = tail.windows(POD_READ.len()).position(|w| w == POD_READ)? + POD_READ.len();
+    let rest = &tail[at..];
+    Some(&rest[..rest.iter().position(|&b| b == b'"')?])
+}
+
+fn pod_request(name: &[u8]) -> Vec<u8> {
+    [
+        &br#"{"api_version":"v1","kind":"Pod","name":""#[..],
+        name,
+        br#"","namespace":"shop","disable_cache":true,"field_masks":["spec.priority","spec.priorityClassName"]}"#,
+    ]
+    .concat()
 }
 
 fn validate_settings(_payload: &[u8]) -> CallResult {
