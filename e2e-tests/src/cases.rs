@@ -195,7 +195,3 @@ pub fn load_all(dir: &Path) -> Result<Vec<Case>> {
 pub fn default_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cases")
 }
-
-pub fn default_wasm() -> PathBuf {
-    wasm_host::default_policy_wasm()
-}

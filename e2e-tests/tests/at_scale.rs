@@ -149,7 +149,7 @@ fn assert_ranks_unique_per_zone(c: &Cluster, rs_uid: &str) {
 /// order, until the new one has every replica. The Deployments' steps
 /// interleave, as they would in a cluster.
 fn story(settings: &Value, ds: &[Deployment]) -> Story {
-    let p = Policy::load(&e2e_tests::cases::default_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
+    let p = Policy::load(&wasm_host::default_policy_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
     let mut story = Story {
         cluster: cluster(),
         keys_with_the_hash: BTreeSet::new(),

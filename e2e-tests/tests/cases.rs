@@ -5,7 +5,7 @@ use wasm_host::Policy;
 
 #[test]
 fn every_case_passes() {
-    let wasm = cases::default_wasm();
+    let wasm = wasm_host::default_policy_wasm();
     let policy = Policy::load(&wasm).unwrap_or_else(|e| panic!("{e:#}"));
     let all = cases::load_all(&cases::default_dir()).unwrap_or_else(|e| panic!("{e:#}"));
     assert!(all.len() >= 30, "the case table shrank to {}", all.len());
@@ -31,7 +31,8 @@ fn every_case_passes() {
 /// case with a diff: the table is only as good as its ability to fail.
 #[test]
 fn broken_sessions_fail_the_case() {
-    let policy = Policy::load(&cases::default_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
+    let policy =
+        Policy::load(&wasm_host::default_policy_wasm()).unwrap_or_else(|e| panic!("{e:#}"));
     let mut case =
         cases::Case::load(&cases::default_dir().join("hybrid-node-default-settings")).unwrap();
     let good = case.session.clone();

@@ -38,7 +38,7 @@ fn cargo_version() -> String {
 }
 
 fn policy_wasm() -> PathBuf {
-    e2e_tests::cases::default_wasm()
+    wasm_host::default_policy_wasm()
 }
 
 #[test]

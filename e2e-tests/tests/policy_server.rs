@@ -49,7 +49,7 @@ fn annotations(binding: &Value) -> BTreeMap<String, String> {
 }
 
 fn in_process_policy() -> Policy {
-    Policy::load(&cases::default_wasm()).expect("policy.wasm (make policy.wasm)")
+    Policy::load(&wasm_host::default_policy_wasm()).expect("policy.wasm (make policy.wasm)")
 }
 
 /// What the in-process engine (waPC in wasmtime) answers for the same

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use wasm_host::Policy;
 
 fn policy() -> Policy {
-    Policy::load(&e2e_tests::cases::default_wasm()).unwrap_or_else(|e| panic!("{e:#}"))
+    Policy::load(&wasm_host::default_policy_wasm()).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 const WEB: &[(&str, &str)] = &[("app", "web"), ("pod-template-hash", "6d9c7b8f5d")];

@@ -39,7 +39,7 @@ fn library_report(
     snapshot.files.push(PathBuf::from(STDIN_NAME));
     snapshot.check().unwrap();
     let config = PolicyConfig::load(Some(settings)).unwrap();
-    let policy = Policy::load(&e2e_tests::cases::default_wasm()).unwrap();
+    let policy = Policy::load(&wasm_host::default_policy_wasm()).unwrap();
     let options = Options {
         now: Some(parse_timestamp(NOW).unwrap()),
         scales: vec![scale.parse::<ScaleTarget>().unwrap()],

@@ -153,7 +153,7 @@ fn a_module_pulled_from_a_loopback_registry_gives_the_built_in_report() {
     let registry = start_registry(&bin);
     let reference = format!("{}/policies/pod-deletion-cost:v0.1.0", registry.host);
     let uri = format!("registry://{reference}");
-    let module = e2e_tests::cases::default_wasm();
+    let module = wasm_host::default_policy_wasm();
     match on_path("kwctl") {
         Some(kwctl) => push_with_kwctl(&kwctl, &registry.dir, &module, &uri, &registry.host),
         None => push_with_oci_client(&module, &reference, &registry.host),

@@ -344,7 +344,7 @@ fn predictions_replay_as_kwctl_sessions(
     #[case] example_policy: &str,
     #[case] snapshot: Vec<String>,
 ) {
-    let policy = Policy::load(&cases::default_wasm()).unwrap();
+    let policy = Policy::load(&wasm_host::default_policy_wasm()).unwrap();
     let settings = example(example_policy);
     let dir = std::env::temp_dir().join(format!(
         "simulate-export-{}-{example_policy}",

@@ -25,7 +25,7 @@ struct Args {
 
 fn parse(mut it: impl Iterator<Item = String>) -> Result<Args> {
     let mut a = Args {
-        wasm: cases::default_wasm(),
+        wasm: wasm_host::default_policy_wasm(),
         dir: cases::default_dir(),
         filter: String::new(),
         request: None,
