@@ -22,8 +22,8 @@ Starts the Kubernetes API stand-in (fixture nodes and a ReplicaSet shop/web of
 (settings file or ClusterAdmissionPolicy manifest; default: eks and ack from
 examples/), and with --floor that module as policies floor (settings {}) and
 floor-balance (settings {zones: {balance: true}}) and floor-balance-pod (the
-same and readPod: the pending pod, read uncached as the ack policy does), prints the URLs and serves
-until standard input closes or --for SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
+same and readPod: the pending pod, read uncached as the ack policy does),
+prints the URLs and serves until standard input closes or --for SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
 hybrid node (eks) and of a balance binding (ack), in --rounds alternating
 rounds (default 10), next to the floor module when given, then the first and
 second binding of --workloads new ReplicaSets (default 10).";
@@ -140,11 +140,21 @@ fn run(o: &Options) -> Result<()> {
     let rig = Rig::start(&entries, api)?;
     match o.measure {
         Some(n) => measure(&rig, &mut cluster, &pending, n, o),
-        None => serve(&rig, &api_url, &cluster, &pending, o),
+        None => {
+            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+            serve(&rig, &api_url, &cluster, &pending, &ids, o)
+        }
     }
 }
 
-fn serve(rig: &Rig, api_url: &str, cluster: &Cluster, pending: &str, o: &Options) -> Result<()> {
+fn serve(
+    rig: &Rig,
+    api_url: &str,
+    cluster: &Cluster,
+    pending: &str,
+    ids: &[&str],
+    o: &Options,
+) -> Result<()> {
     println!(
         "kube-api stand-in: {api_url} (ReplicaSet shop/{SHOP_RS}: {} ranked pods; pending pod {pending})",
         o.siblings
@@ -157,13 +167,8 @@ fn serve(rig: &Rig, api_url: &str, cluster: &Cluster, pending: &str, o: &Options
                             "request": cluster.binding_request("shop", pending, node)});
         std::fs::write(requests.join(file), serde_json::to_string_pretty(&review)?)?;
     }
-    for (id, _) in &o.policies {
+    for id in ids {
         println!("policy {id}: {}/validate/{id}", rig.url());
-    }
-    if o.floor.is_some() {
-        for id in ["floor", "floor-balance", "floor-balance-pod"] {
-            println!("policy {id}: {}/validate/{id}", rig.url());
-        }
     }
     println!(
         "sample AdmissionReviews: {0}/hybrid.json, {0}/balance.json\n  \
