@@ -422,39 +422,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn only_valid_json_is_read() {
-        for (text, want) in [
-            (
-                r#"{"x": 1e400}"#,
-                "the Binding is not valid JSON: number out of range",
-            ),
-            (
-                r#"{"x": tru}"#,
-                "the Binding is not valid JSON: expected ident",
-            ),
-            (
-                r#"{"x": "\q"}"#,
-                "the Binding is not valid JSON: invalid escape",
-            ),
-            (
-                r#"{"metadata": {"name": "p", "annotations": {"controller.kubernetes.io/pod-deletion-cost": 1e400}}}"#,
-                "the Binding is not valid JSON: number out of range",
-            ),
-            (
-                r#"{"metadata": {"name": "p", "namespace": -1e999}, "target": {"name": "n"}}"#,
-                "the Binding is not valid JSON: number out of range",
-            ),
-            (
-                r#"{"metadata": {"name": "p"}, "target": {"kind": 1e999, "name": "n"}}"#,
-                "the Binding is not valid JSON: number out of range",
-            ),
-            (
-                r#"{"x": 1} 2"#,
-                "the Binding is not valid JSON: trailing characters",
-            ),
-        ] {
-            assert_eq!(read(text, "ns").unwrap_err(), want, "{text}");
-        }
+    #[rstest]
+    #[case::number_out_of_range(r#"{"x": 1e400}"#, "number out of range")]
+    #[case::bad_literal(r#"{"x": tru}"#, "expected ident")]
+    #[case::invalid_escape(r#"{"x": "\q"}"#, "invalid escape")]
+    #[case::cost_out_of_range(
+        r#"{"metadata": {"name": "p", "annotations": {"controller.kubernetes.io/pod-deletion-cost": 1e400}}}"#,
+        "number out of range"
+    )]
+    #[case::namespace_out_of_range(
+        r#"{"metadata": {"name": "p", "namespace": -1e999}, "target": {"name": "n"}}"#,
+        "number out of range"
+    )]
+    #[case::target_kind_out_of_range(
+        r#"{"metadata": {"name": "p"}, "target": {"kind": 1e999, "name": "n"}}"#,
+        "number out of range"
+    )]
+    #[case::trailing_characters(r#"{"x": 1} 2"#, "trailing characters")]
+    fn only_valid_json_is_read(#[case] text: &str, #[case] cause: &str) {
+        assert_eq!(
+            read(text, "ns").unwrap_err(),
+            format!("the Binding is not valid JSON: {cause}")
+        );
     }
 }

@@ -105,18 +105,17 @@ pub(crate) fn json_error_text(e: &impl std::fmt::Display) -> String {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn host_errors_keep_only_the_clusters_words() {
-        for (sent, kept) in [
-            (
-                "Host error: Callback evaluation failure: nodes \"n1\" not found",
-                "nodes \"n1\" not found",
-            ),
-            ("Host error: denied", "denied"),
-            ("Callback evaluation failure: denied", "denied"),
-            ("nodes \"n1\" is forbidden", "nodes \"n1\" is forbidden"),
-        ] {
-            assert_eq!(super::host_error_text(sent), kept, "{sent}");
-        }
+    use rstest::rstest;
+
+    #[rstest]
+    #[case::both_prefixes(
+        "Host error: Callback evaluation failure: nodes \"n1\" not found",
+        "nodes \"n1\" not found"
+    )]
+    #[case::host_prefix("Host error: denied", "denied")]
+    #[case::callback_prefix("Callback evaluation failure: denied", "denied")]
+    #[case::no_prefix("nodes \"n1\" is forbidden", "nodes \"n1\" is forbidden")]
+    fn host_errors_keep_only_the_clusters_words(#[case] sent: &str, #[case] kept: &str) {
+        assert_eq!(super::host_error_text(sent), kept);
     }
 }

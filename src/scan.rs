@@ -685,6 +685,7 @@ fn quote_or_backslash(bytes: &[u8], from: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
     use serde_json::json;
 
     #[test]
@@ -803,75 +804,64 @@ mod tests {
         );
     }
 
-    #[test]
-    fn errors_name_the_field() {
-        let cases = [
-            (r#"[]"#, "expected a map, found a list"),
-            (
-                r#"{"metadata":{"labels":{"app":3}}}"#,
-                "metadata.labels.app: expected a string, found a number",
-            ),
-            (
-                r#"{"metadata":{"ownerReferences":[{"controller":"yes"}]}}"#,
-                "metadata.ownerReferences[0].controller: expected true or false, found a string",
-            ),
-            (
-                r#"{"metadata":{"ownerReferences":{}}}"#,
-                "metadata.ownerReferences: expected a list, found a map",
-            ),
-            (
-                r#"{"spec":{"nodeName":["n"]}}"#,
-                "spec.nodeName: expected a string, found a list",
-            ),
-            (
-                r#"{"metadata":{"name":"a"}"#,
-                "expected ',' or '}', found the end of the answer",
-            ),
-            (
-                r#"{"metadata":{"annotations":{"a.b/c":1,"pod-deletion-cost.kubewarden.io/rank":2}}}"#,
-                "metadata.annotations[\"pod-deletion-cost.kubewarden.io/rank\"]: expected a string, found a number",
-            ),
-            (
-                r#"{"metadata":{"name":"a\q"}}"#,
-                "metadata.name: an invalid escape in a string",
-            ),
-            (
-                r#"{"metadata":{"name":"\ud800"}}"#,
-                "metadata.name: an unpaired surrogate in a string",
-            ),
-            (
-                r#"{"metadata":{"name":"a"}} x"#,
-                "trailing characters after the answer at byte 26",
-            ),
-            (
-                r#"{"metadata":{"managedFields":[{"a":"b"}"#,
-                "metadata.managedFields: unterminated map or list",
-            ),
-            (
-                r#"{"metadata":{"name":"a"#,
-                "metadata.name: unterminated string",
-            ),
-            (
-                r#"{"spec":{"x":tru}}"#,
-                "spec.x: expected a JSON value, found text that is not JSON",
-            ),
-            (
-                r#"{not json"#,
-                "expected a key, found text that is not JSON",
-            ),
-            ("", "expected a map, found the end of the answer"),
-        ];
-        for (text, want) in cases {
-            assert_eq!(pod(text).err().as_deref(), Some(want), "{text}");
-        }
-        assert_eq!(
-            each_pod(r#"{"items":{}}"#, true, |_| {}).unwrap_err(),
-            "items: expected a list, found a map"
-        );
-        assert_eq!(
-            each_pod(r#"{"items":[{},3]}"#, true, |_| {}).unwrap_err(),
-            "items[1]: expected a map, found a number"
-        );
+    #[rstest]
+    #[case::not_a_map(r#"[]"#, "expected a map, found a list")]
+    #[case::label_not_a_string(
+        r#"{"metadata":{"labels":{"app":3}}}"#,
+        "metadata.labels.app: expected a string, found a number"
+    )]
+    #[case::controller_not_a_boolean(
+        r#"{"metadata":{"ownerReferences":[{"controller":"yes"}]}}"#,
+        "metadata.ownerReferences[0].controller: expected true or false, found a string"
+    )]
+    #[case::owner_references_not_a_list(
+        r#"{"metadata":{"ownerReferences":{}}}"#,
+        "metadata.ownerReferences: expected a list, found a map"
+    )]
+    #[case::node_name_not_a_string(
+        r#"{"spec":{"nodeName":["n"]}}"#,
+        "spec.nodeName: expected a string, found a list"
+    )]
+    #[case::unclosed_map(
+        r#"{"metadata":{"name":"a"}"#,
+        "expected ',' or '}', found the end of the answer"
+    )]
+    #[case::annotation_key_with_dots(
+        r#"{"metadata":{"annotations":{"a.b/c":1,"pod-deletion-cost.kubewarden.io/rank":2}}}"#,
+        "metadata.annotations[\"pod-deletion-cost.kubewarden.io/rank\"]: expected a string, found a number"
+    )]
+    #[case::invalid_escape(
+        r#"{"metadata":{"name":"a\q"}}"#,
+        "metadata.name: an invalid escape in a string"
+    )]
+    #[case::unpaired_surrogate(
+        r#"{"metadata":{"name":"\ud800"}}"#,
+        "metadata.name: an unpaired surrogate in a string"
+    )]
+    #[case::trailing_characters(
+        r#"{"metadata":{"name":"a"}} x"#,
+        "trailing characters after the answer at byte 26"
+    )]
+    #[case::unterminated_skipped_list(
+        r#"{"metadata":{"managedFields":[{"a":"b"}"#,
+        "metadata.managedFields: unterminated map or list"
+    )]
+    #[case::unterminated_string(r#"{"metadata":{"name":"a"#, "metadata.name: unterminated string")]
+    #[case::bad_literal(
+        r#"{"spec":{"x":tru}}"#,
+        "spec.x: expected a JSON value, found text that is not JSON"
+    )]
+    #[case::not_json(r#"{not json"#, "expected a key, found text that is not JSON")]
+    #[case::empty("", "expected a map, found the end of the answer")]
+    fn pod_errors_name_the_field(#[case] text: &str, #[case] want: &str) {
+        assert_eq!(pod(text).err().as_deref(), Some(want));
+    }
+
+    #[rstest]
+    #[case::items_not_a_list(r#"{"items":{}}"#, "items: expected a list, found a map")]
+    #[case::item_not_a_map(r#"{"items":[{},3]}"#, "items[1]: expected a map, found a number")]
+    fn list_errors_name_the_item(#[case] text: &str, #[case] want: &str) {
+        assert_eq!(each_pod(text, true, |_| {}).unwrap_err(), want);
     }
 
     #[test]

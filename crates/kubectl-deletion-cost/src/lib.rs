@@ -1085,6 +1085,7 @@ pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
 
     #[test]
     fn settings_documents_and_manifests() {
@@ -1143,31 +1144,33 @@ spec:
         );
     }
 
-    #[test]
-    fn settings_errors_name_the_file_and_field() {
-        let cases = [
-            ("- a\n- b\n", "s.yml: settings must be a map, found a list"),
-            (
-                "kind: ClusterRole\nmetadata: {name: x}\n",
-                "s.yml: a ClusterRole is neither policy settings nor a ClusterAdmissionPolicy or AdmissionPolicy",
-            ),
-            ("a: [\n", "s.yml: not valid YAML or JSON: "),
-            (
-                "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {settings: [1]}\n",
-                "s.yml (ClusterAdmissionPolicy p): spec.settings: expected a map, found a list",
-            ),
-            (
-                "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {namespaceSelector: {matchExpressions: [{key: a, operator: Equals}]}}\n",
-                "s.yml (ClusterAdmissionPolicy p): spec.namespaceSelector.matchExpressions[0].operator: \"Equals\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)",
-            ),
-            (
-                "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {mode: 3}\n",
-                "s.yml (ClusterAdmissionPolicy p): spec.mode: expected a string, found a number",
-            ),
-        ];
-        for (text, want) in cases {
-            let got = PolicyConfig::parse("s.yml", text).unwrap_err();
-            assert!(got.starts_with(want), "{text:?}: {got}");
+    /// `want` is the whole message but for the YAML parser's own words,
+    /// which follow it where the text is not YAML.
+    #[rstest]
+    #[case::a_list("- a\n- b\n", "s.yml: settings must be a map, found a list")]
+    #[case::another_kind(
+        "kind: ClusterRole\nmetadata: {name: x}\n",
+        "s.yml: a ClusterRole is neither policy settings nor a ClusterAdmissionPolicy or AdmissionPolicy"
+    )]
+    #[case::not_yaml("a: [\n", "s.yml: not valid YAML or JSON: ")]
+    #[case::settings_a_list(
+        "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {settings: [1]}\n",
+        "s.yml (ClusterAdmissionPolicy p): spec.settings: expected a map, found a list"
+    )]
+    #[case::bad_selector_operator(
+        "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {namespaceSelector: {matchExpressions: [{key: a, operator: Equals}]}}\n",
+        "s.yml (ClusterAdmissionPolicy p): spec.namespaceSelector.matchExpressions[0].operator: \"Equals\" is not a valid operator (expected In, NotIn, Exists or DoesNotExist)"
+    )]
+    #[case::mode_a_number(
+        "apiVersion: policies.kubewarden.io/v1\nkind: ClusterAdmissionPolicy\nmetadata: {name: p}\nspec: {mode: 3}\n",
+        "s.yml (ClusterAdmissionPolicy p): spec.mode: expected a string, found a number"
+    )]
+    fn settings_errors_name_the_file_and_field(#[case] text: &str, #[case] want: &str) {
+        let got = PolicyConfig::parse("s.yml", text).unwrap_err();
+        if want.ends_with(": ") {
+            assert!(got.starts_with(want), "{got}");
+        } else {
+            assert_eq!(got, want);
         }
     }
 
