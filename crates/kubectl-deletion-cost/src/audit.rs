@@ -8,8 +8,8 @@ use crate::PolicyConfig;
 use crate::expected::{self, PodView, Verdict};
 use cluster_sim::Cluster;
 use cluster_sim::snapshot::Snapshot;
+use pod_deletion_cost_policy::settings::Settings;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use wasm_host::Policy;
 
@@ -79,7 +79,8 @@ pub fn audit(
     config: &PolicyConfig,
     now: u64,
 ) -> Result<AuditReport, String> {
-    let views = expected::evaluate(policy, snapshot, config)?;
+    let settings = crate::check_settings(policy, config)?;
+    let views = expected::evaluate(policy, snapshot, config, &settings)?;
     let mut findings = Vec::new();
     let mut warnings = config.warnings.clone();
     for v in &views {
@@ -96,7 +97,7 @@ pub fn audit(
     let mut notes = Vec::new();
     let cluster = expected::cluster_of(snapshot, now);
     for set in balanced_sets(&views) {
-        match halving(&cluster, config, &set) {
+        match halving(&cluster, &settings, &set) {
             Halving::Even => {}
             Halving::Uneven(f) => findings.push(f),
             Halving::AsZoneCostsAsk(note) => notes.push(note),
@@ -296,14 +297,14 @@ enum Halving {
 
 /// Scales the ReplicaSet down to half its pods (rounded down) in the
 /// controller's order and compares the zones it had pods in.
-fn halving(cluster: &Cluster, config: &PolicyConfig, set: &BalancedSet) -> Halving {
-    let zone_key = config.topology_key();
-    let before = cluster.per_zone(&set.uid, &zone_key);
+fn halving(cluster: &Cluster, settings: &Settings, set: &BalancedSet) -> Halving {
+    let zone_key = crate::zone_label(settings);
+    let before = cluster.per_zone(&set.uid, zone_key);
     let from = cluster.active_pods(&set.uid).len();
     let to = from / 2;
     let mut after_cluster = cluster.clone();
     after_cluster.scale_down(&set.uid, to);
-    let after = after_cluster.per_zone(&set.uid, &zone_key);
+    let after = after_cluster.per_zone(&set.uid, zone_key);
     let zones: Vec<&String> = before.keys().filter(|z| *z != "<none>").collect();
     let counts: Vec<usize> = zones
         .iter()
@@ -326,7 +327,7 @@ fn halving(cluster: &Cluster, config: &PolicyConfig, set: &BalancedSet) -> Halvi
         })
         .collect();
     let detail = format!("scaled {from} → {to}: {}", shown.join(", "));
-    let zone_costs: BTreeSet<i64> = zones.iter().map(|z| zone_cost(config, z)).collect();
+    let zone_costs: BTreeSet<i32> = zones.iter().map(|z| zone_cost(settings, z)).collect();
     if zone_costs.len() > 1 {
         return Halving::AsZoneCostsAsk(format!(
             "{}/{}: {detail}; not flagged: zones.deletionCosts gives these zones different costs",
@@ -343,12 +344,12 @@ fn halving(cluster: &Cluster, config: &PolicyConfig, set: &BalancedSet) -> Halvi
     })
 }
 
-fn zone_cost(config: &PolicyConfig, zone: &str) -> i64 {
-    config
-        .settings
-        .pointer("/zones/deletionCosts")
-        .and_then(|m| m.get(zone))
-        .and_then(Value::as_i64)
+fn zone_cost(settings: &Settings, zone: &str) -> i32 {
+    settings
+        .zones
+        .as_ref()
+        .and_then(|z| z.deletion_costs.get(zone))
+        .copied()
         .unwrap_or(0)
 }
 

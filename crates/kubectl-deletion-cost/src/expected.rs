@@ -13,6 +13,7 @@ use crate::PolicyConfig;
 use cluster_sim::snapshot::Snapshot;
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use pod_deletion_cost_policy::decision::parse_rank;
+use pod_deletion_cost_policy::settings::Settings;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use wasm_host::Policy;
@@ -93,20 +94,17 @@ pub fn cluster_of(snapshot: &Snapshot, now: u64) -> Cluster {
 }
 
 /// Every bound, live ReplicaSet pod of the snapshot with the policy's
-/// answer for it, in snapshot order.
+/// answer for it, in snapshot order. `settings` are `config`'s as
+/// [`crate::check_settings`] returned them.
 pub fn evaluate(
     policy: &Policy,
     snapshot: &Snapshot,
     config: &PolicyConfig,
+    settings: &Settings,
 ) -> Result<Vec<PodView>, String> {
-    crate::check_settings(policy, config)?;
     // Without `zones` the policy reads no zone at all.
-    let zone_key = config
-        .settings
-        .get("zones")
-        .is_some_and(|z| !z.is_null())
-        .then(|| config.topology_key());
-    let balance = config.settings.pointer("/zones/balance") == Some(&Value::Bool(true));
+    let zone_key = settings.zones.as_ref().map(|z| z.topology_key.clone());
+    let balance = settings.balance();
     let mut cluster = cluster_of(snapshot, snapshot.latest);
     let mut out = Vec::new();
     for s in &snapshot.pods {

@@ -23,6 +23,7 @@ use std::path::Path;
 use wasm_host::Policy;
 
 pub use pod_deletion_cost_policy::settings::DEFAULT_TOPOLOGY_KEY;
+use pod_deletion_cost_policy::settings::{self, Settings};
 const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// The policy's settings and, when they come from a policy manifest, which
@@ -220,14 +221,15 @@ impl PolicyConfig {
         }
         Ok(())
     }
+}
 
-    fn topology_key(&self) -> String {
-        self.settings
-            .pointer("/zones/topologyKey")
-            .and_then(Value::as_str)
-            .unwrap_or(DEFAULT_TOPOLOGY_KEY)
-            .to_string()
-    }
+/// The node label the reports group zones by: the policy's topology key,
+/// else the standard zone label.
+pub fn zone_label(settings: &Settings) -> &str {
+    settings
+        .zones
+        .as_ref()
+        .map_or(DEFAULT_TOPOLOGY_KEY, |z| z.topology_key.as_str())
 }
 
 fn covers_bindings(rules: Option<&Value>) -> bool {
@@ -460,19 +462,27 @@ pub struct ScaleReport {
 
 /// The policy's own check of the settings, its message naming where they
 /// came from.
-pub fn check_settings(policy: &Policy, config: &PolicyConfig) -> Result<(), String> {
+pub fn check_settings(policy: &Policy, config: &PolicyConfig) -> Result<Settings, String> {
     let verdict = policy
         .validate_settings(&config.settings)
         .map_err(|e| format!("{}: validate_settings failed: {e:#}", config.source))?;
-    if verdict.valid {
-        Ok(())
-    } else {
-        Err(format!(
+    if !verdict.valid {
+        return Err(format!(
             "{}: the policy refuses these settings: {}",
             config.source,
             verdict.message.unwrap_or_default()
-        ))
+        ));
     }
+    // Read by the policy's own parser, so that the reports use the topology
+    // key, zone costs and balance the module does (a module given with
+    // --policy may be another version: it is asked first).
+    let json = serde_json::to_vec(&config.settings).map_err(|e| e.to_string())?;
+    settings::parse(&json).map_err(|e| {
+        format!(
+            "{}: the policy module accepts these settings, but this version of the tool cannot read them: {e}",
+            config.source
+        )
+    })
 }
 
 /// Replays the snapshot's bindings through `policy` and reports.
@@ -494,7 +504,7 @@ pub fn simulate_with_progress(
     options: &Options,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, String> {
-    check_settings(policy, config)?;
+    let settings = check_settings(policy, config)?;
     let mut warnings = config.warnings.clone();
     let mut cluster = Cluster::default();
     cluster.nodes = snapshot.nodes.clone();
@@ -638,7 +648,7 @@ pub fn simulate_with_progress(
     }
     let now = options.now.unwrap_or(snapshot.latest);
     cluster.now = Some(now);
-    let zone_key = config.topology_key();
+    let zone_key = zone_label(&settings).to_string();
     let replica_sets = replica_sets(&cluster, &zone_key, &decisions);
     let mut scale = Vec::new();
     let mut seen = BTreeSet::new();

@@ -21,6 +21,12 @@ thread_local! {
     ));
 }
 
+/// What the policy would write on each pod, as `audit` and `backfill` see it.
+fn views_of(snapshot: &Snapshot, config: &PolicyConfig) -> Vec<expected::PodView> {
+    let settings = kubectl_deletion_cost::check_settings(policy(), config).unwrap();
+    expected::evaluate(policy(), snapshot, config, &settings).unwrap()
+}
+
 fn policy() -> &'static Policy {
     POLICY.with(|p| *p)
 }
@@ -348,7 +354,7 @@ fn backfill_round_trip(
     dir: &Path,
 ) -> (String, AuditReport) {
     let snapshot = Snapshot::load(files).unwrap();
-    let views = expected::evaluate(policy(), &snapshot, config).unwrap();
+    let views = views_of(&snapshot, config);
     let commands = backfill::render_commands(&backfill::plan(&views, include));
     let after = apply_backfill(files, &commands, dir);
     (
@@ -394,7 +400,7 @@ fn half_installed_backfill_fits_the_ranks_held() {
     let files = ack_half_installed(&dir);
     let snapshot = Snapshot::load(&files).unwrap();
     let config = config("ack-zones-placeholders.yaml");
-    let views = expected::evaluate(policy(), &snapshot, &config).unwrap();
+    let views = views_of(&snapshot, &config);
     let commands = backfill::render_commands(&backfill::plan(&views, false));
     // The pods bound after installation hold ranks 3 and 4 in zone i and
     // 2 in zone k (the policy counted the older pods as holding the lowest
@@ -470,7 +476,7 @@ fn damaged_annotations_are_found_and_fixed_with_include_existing() {
         ]
     );
     // Every pod carries a cost: left alone by default.
-    let views = expected::evaluate(policy(), &Snapshot::load(&damaged).unwrap(), &config).unwrap();
+    let views = views_of(&Snapshot::load(&damaged).unwrap(), &config);
     assert_eq!(backfill::plan(&views, false), []);
     let (commands, after) = backfill_round_trip(&damaged, &config, true, &dir.join("fixed"));
     // The older holder keeps a duplicated rank; a rank out of the zone's

@@ -34,7 +34,9 @@ pub enum BackfillOutput {
 pub fn run(args: &BackfillArgs) -> Result<ExitCode, String> {
     args.inputs.refuse_strip_costs("backfill")?;
     let loaded = args.inputs.load()?;
-    let views = crate::expected::evaluate(&loaded.policy, &loaded.snapshot, &loaded.config)?;
+    let settings = crate::check_settings(&loaded.policy, &loaded.config)?;
+    let views =
+        crate::expected::evaluate(&loaded.policy, &loaded.snapshot, &loaded.config, &settings)?;
     let patches = crate::backfill::plan(&views, args.include_existing);
     match args.output {
         BackfillOutput::Json => {
