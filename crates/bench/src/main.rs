@@ -17,6 +17,7 @@ use anyhow::{Context, Result, bail};
 mod memory;
 
 use memory::{TrackedMemory, tracking_engine};
+use pod_deletion_cost_policy::objects::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -127,9 +128,9 @@ fn rs_pod(i: usize, hash: &str, node: &str, zone: &str, rank: usize) -> Value {
         "name": format!("web-{hash}-{i:05}"), "namespace":"shop", "uid": format!("uid-{hash}-{i}"),
         "resourceVersion":"1", "creationTimestamp":"2026-11-01T00:00:00Z",
         "labels":{"app":"web","pod-template-hash":hash},
-        "annotations":{"controller.kubernetes.io/pod-deletion-cost": (-(rank as i64)).to_string(),
-                       "pod-deletion-cost.kubewarden.io/zone": zone,
-                       "pod-deletion-cost.kubewarden.io/rank": rank.to_string(),
+        "annotations":{COST_ANNOTATION: (-(rank as i64)).to_string(),
+                       ZONE_ANNOTATION: zone,
+                       RANK_ANNOTATION: rank.to_string(),
                        "kubectl.kubernetes.io/restartedAt":"2026-11-01T00:00:00Z"},
         "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":format!("web-{hash}"),"uid":format!("rs-uid-{hash}"),"controller":true,"blockOwnerDeletion":true}]},
       "spec":{"nodeName":node,"priority":0},"status":{"phase":"Running"}})
