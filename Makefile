@@ -77,7 +77,7 @@ unit-tests:
 # The compiled module through waPC in wasmtime (case table, scenarios,
 # packaging checks), then the same cases under kwctl when it is installed.
 e2e-tests: policy.wasm
-	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p bench -p e2e-tests
+	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p bench -p policy-server-rig -p e2e-tests
 	@if ! command -v bats >/dev/null; then \
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
@@ -99,8 +99,9 @@ demo: policy.wasm
 test: self-contained fmt-check lint unit-tests fuzz-regressions e2e-tests e2e-policy-server
 
 # The real policy-server on loopback, its host calls answered by the
-# Kubernetes API stand-in (e2e-tests/src/kube_api): needs policy-server, and
-# kwctl to annotate the module; says so and skips without them.
+# Kubernetes API stand-in (crates/policy-server-rig/src/kube_api): needs
+# policy-server, and kwctl to annotate the module; says so and skips
+# without them.
 e2e-policy-server: policy.wasm
 	@if ! command -v policy-server >/dev/null; then \
 		echo "policy-server not found on PATH: the policy-server end-to-end test was skipped (install policy-server from Kubewarden's releases)"; \
@@ -122,21 +123,21 @@ annotated-mutating-floor.wasm: mutating-floor.wasm metadata.yml
 # hybrid binding and a balance binding with 100 siblings:
 #   make load [LOAD_ROUNDS=5] [LOAD_SECONDS=10]
 load: annotated-policy.wasm annotated-mutating-floor.wasm
-	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(CARGO) build --locked --profile native-release -p policy-server-rig --bin policy-server-rig
 	scripts/load.sh $(TARGET_DIR)/native-release/policy-server-rig $(CURDIR)/annotated-policy.wasm $(CURDIR)/annotated-mutating-floor.wasm
 
 # policy-server and the API stand-in from a shell, until stdin closes:
 #   make policy-server-rig [RIG_ARGS="--api-log --siblings 1000"]
 RIG_ARGS ?=
 policy-server-rig: annotated-policy.wasm
-	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(CARGO) build --locked --profile native-release -p policy-server-rig --bin policy-server-rig
 	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm $(RIG_ARGS)
 
 # What a binding costs through policy-server, next to the floor module:
 #   make policy-server-latency [REQUESTS=3000] [RIG_ARGS="--siblings 1000"]
 REQUESTS ?= 3000
 policy-server-latency: annotated-policy.wasm annotated-floor.wasm
-	$(CARGO) build --locked --profile native-release -p e2e-tests --bin policy-server-rig
+	$(CARGO) build --locked --profile native-release -p policy-server-rig --bin policy-server-rig
 	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm --floor annotated-floor.wasm \
 		--measure $(REQUESTS) $(RIG_ARGS)
 

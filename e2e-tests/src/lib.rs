@@ -1,11 +1,8 @@
 //! End-to-end tests support: the case table (`cases/<case>/` folders with
-//! request, settings, kwctl replay session and expected answer), and the
-//! real policy-server run against a Kubernetes API stand-in on loopback.
+//! request, settings, kwctl replay session and expected answer). The real
+//! policy-server the tests run against is `policy_server_rig`'s.
 
 pub mod cases;
-pub mod kube_api;
-pub mod policy_server;
-pub mod rig_cluster;
 
 /// A small deterministic generator for the scenario stories, so that every
 /// run tells the same story.

@@ -1,6 +1,6 @@
 //! End to end through the real policy-server: the annotated `policy.wasm`
 //! served on loopback, its host calls answered by the Kubernetes API
-//! stand-in (`e2e_tests::kube_api`), AdmissionReviews posted over HTTP.
+//! stand-in (`policy_server_rig::kube_api`), AdmissionReviews posted over HTTP.
 //!
 //! Run by `make e2e-policy-server`, which annotates the module and sets
 //! `ANNOTATED_POLICY_WASM`. Without `policy-server` on PATH, or without
@@ -9,10 +9,10 @@
 use anyhow::{Context, Result};
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use e2e_tests::cases::{self, Case};
-use e2e_tests::kube_api::{KubeApi, Store};
-use e2e_tests::policy_server::{self, PolicyEntry, Reply, Rig, review};
-use e2e_tests::rig_cluster::{self as rc, ACK_NODE_I, ACK_NODE_K, HYBRID_NODE};
 use kubectl_deletion_cost::PolicyConfig;
+use policy_server_rig::kube_api::{KubeApi, Store};
+use policy_server_rig::policy_server::{self, PolicyEntry, Reply, Rig, review};
+use policy_server_rig::rig_cluster::{self as rc, ACK_NODE_I, ACK_NODE_K, HYBRID_NODE};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! (bounded) for readiness, posts AdmissionReviews, and stops both on drop.
 //!
 //! ```no_run
-//! # use e2e_tests::{kube_api::{KubeApi, Store}, policy_server::{PolicyEntry, Rig}};
+//! # use policy_server_rig::{kube_api::{KubeApi, Store}, policy_server::{PolicyEntry, Rig}};
 //! # fn main() -> anyhow::Result<()> {
 //! let api = KubeApi::start(Store::default())?;
 //! let entry = PolicyEntry::pod_deletion_cost("eks", "policy.wasm".as_ref(), serde_json::json!({}));

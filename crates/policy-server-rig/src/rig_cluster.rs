@@ -1,5 +1,5 @@
 //! The fixture cluster the policy-server rig serves: the EKS and ACK nodes
-//! of `fixtures/nodes/` (as the API server returns them), one more ACK node
+//! of `e2e-tests/fixtures/nodes/` (as the API server returns them), one more ACK node
 //! in each of the zones `i` and `h`, and ReplicaSets of already bound,
 //! ranked pods built on the simulator's cluster model, so the same cluster
 //! can also answer the in-process engine.
@@ -23,7 +23,7 @@ pub const ZONE_KEY: &str = "available_zone";
 pub const ACK_ZONES: &[(&str, &str)] = &[("k", ACK_NODE_K), ("i", ACK_NODE_I), ("h", ACK_NODE_H)];
 
 pub fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../e2e-tests/fixtures")
 }
 
 /// The nodes of the rig's cluster, in the model.

@@ -4,10 +4,10 @@
 
 use anyhow::{Context, Result, bail};
 use cluster_sim::Cluster;
-use e2e_tests::kube_api::KubeApi;
-use e2e_tests::policy_server::{PolicyEntry, Rig, review};
-use e2e_tests::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
 use kubectl_deletion_cost::PolicyConfig;
+use policy_server_rig::kube_api::KubeApi;
+use policy_server_rig::policy_server::{PolicyEntry, Rig, review};
+use policy_server_rig::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ struct Options {
 }
 
 fn parse_args() -> Result<Options> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut o = Options {
         wasm: repo.join("annotated-policy.wasm"),
         policies: Vec::new(),
@@ -253,7 +253,7 @@ fn measure(rig: &Rig, cluster: &mut Cluster, pending: &str, n: usize, o: &Option
     }
     println!(
         "{}, {} ranked siblings for the balance binding, --workers 2",
-        e2e_tests::policy_server::version().unwrap_or_default(),
+        policy_server_rig::policy_server::version().unwrap_or_default(),
         o.siblings
     );
     println!(
