@@ -113,8 +113,9 @@ struct Fields<'a> {
     node: Option<Text<'a>>,
 }
 
-/// Reads the Binding in one pass; the whole text is checked by
-/// serde_json's rules before anything is made of it.
+/// Reads the Binding in one pass over the whole text, checked by
+/// serde_json's rules before anything is made of it; the annotations map,
+/// when there is one, is read once more from its own text.
 fn fields(text: &str) -> Result<Fields<'_>, serde_json::Error> {
     let mut found = Found::default();
     pass(text, Level::Binding, &mut found)?;
@@ -201,11 +202,12 @@ pub fn annotate(doc: &Document, annotations: &[(&str, String)]) -> Result<String
             }
         }
         AnnotationsAt::Other => {
-            return Err("the Binding's metadata.annotations is not an object".into());
+            return Err("metadata.annotations is not an object".into());
         }
     }
-    // At most four edits: put them in order without pulling a general
-    // sort into the module.
+    // At most three edits (each annotation is either replaced where it is or
+    // part of the one insertion): put them in order without pulling a
+    // general sort into the module.
     for i in 1..edits.len() {
         let mut j = i;
         while j > 0 && edits.get(j - 1).map(|e| e.0) > edits.get(j).map(|e| e.0) {
@@ -413,7 +415,7 @@ mod tests {
         let text = r#"{"metadata": {"name": "p", "annotations": ["x"]}, "target": {"name": "n"}}"#;
         assert_eq!(
             annotated(text, &[(COST, "1".into())]).unwrap_err(),
-            "the Binding's metadata.annotations is not an object"
+            "metadata.annotations is not an object"
         );
         let text = r#"{"metadata": {"name": "p"}, "target": {"name": "n"}}"#;
         assert_eq!(

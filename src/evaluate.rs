@@ -149,10 +149,16 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
         req.operation.as_str(),
     );
     if kind != "Binding" || sub_resource != "binding" || operation != "CREATE" {
+        let shown = |s: &str, none: &str| if s.is_empty() { none } else { s }.to_string();
+        let what = format!(
+            "{} {}",
+            shown(kind, "<no kind>"),
+            shown(operation, "<no operation>")
+        );
         let what = if sub_resource.is_empty() {
-            format!("{kind} {operation}")
+            what
         } else {
-            format!("{kind} {operation} ({sub_resource})")
+            format!("{what} ({sub_resource})")
         };
         return Response::accept().warn(format!("{NOT_A_BINDING}; {what} admitted unchanged"));
     }
@@ -183,7 +189,10 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             }
             let mutated = match binding::annotate(&document, &annotations) {
                 Ok(m) => m,
-                Err(e) => return failure(&settings, e),
+                Err(e) => {
+                    let pod = format!("{}/{}", binding.namespace, binding.pod);
+                    return failure(&settings, format!("the Binding of pod {pod:?}: {e}"));
+                }
             };
             let explained = explain(&a);
             log(host, &binding, "pod-deletion-cost set", &explained);
@@ -528,29 +537,27 @@ mod tests {
         );
     }
 
-    #[test]
-    fn not_a_binding_is_accepted_with_a_warning() {
-        let p = serde_json::to_vec(&json!({
-            "request": {"kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Pod","spec":{}}},
-            "settings": {}
-        }))
-        .unwrap();
+    #[rstest]
+    #[case::a_pod(
+        json!({"kind":{"kind":"Pod"},"operation":"CREATE","object":{"kind":"Pod","spec":{}}}),
+        "Pod CREATE"
+    )]
+    #[case::a_binding_update(
+        json!({"kind":{"kind":"Binding"},"subResource":"binding","operation":"UPDATE","object":{}}),
+        "Binding UPDATE (binding)"
+    )]
+    #[case::nothing_said(json!({}), "<no kind> <no operation>")]
+    fn not_a_binding_is_accepted_with_a_warning(#[case] request: Value, #[case] what: &str) {
+        let p = serde_json::to_vec(&json!({"request": request, "settings": {}})).unwrap();
         let (resp, _) = run(&p, FakeHost::default());
         assert!(resp.accepted);
         assert_eq!(resp.mutated(), None);
         assert_eq!(
             resp.warnings.unwrap(),
-            [
-                "the pod-deletion-cost policy only handles pods/binding CREATE requests; Pod CREATE admitted unchanged"
-            ]
+            [format!(
+                "the pod-deletion-cost policy only handles pods/binding CREATE requests; {what} admitted unchanged"
+            )]
         );
-        let p = serde_json::to_vec(&json!({
-            "request": {"kind":{"kind":"Binding"},"subResource":"binding","operation":"UPDATE","object":{}},
-            "settings": {}
-        }))
-        .unwrap();
-        let (resp, _) = run(&p, FakeHost::default());
-        assert!(resp.warnings.unwrap()[0].ends_with("Binding UPDATE (binding) admitted unchanged"));
     }
 
     #[test]
@@ -1034,7 +1041,7 @@ mod tests {
         assert_eq!(
             warned(resp),
             format!(
-                "pod-deletion-cost: the Binding's metadata.annotations is not an object{ADMITTED}"
+                "pod-deletion-cost: the Binding of pod \"shop/web-1\": metadata.annotations is not an object{ADMITTED}"
             )
         );
     }

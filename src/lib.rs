@@ -1,7 +1,9 @@
 //! Kubewarden policy that gives every pod a
 //! `controller.kubernetes.io/pod-deletion-cost` when it is bound to a node.
 //!
-//! This file only wires the waPC entry points; see `evaluate` for the flow.
+//! This file wires the waPC entry points, with the `validate_settings`
+//! answer and the error-text helpers they share; see `evaluate` for the
+//! flow.
 
 // A panic traps the wasm instance: policy-server answers with an opaque
 // error instead of the policy's own warning, and with `failurePolicy: Fail`
@@ -98,7 +100,7 @@ pub fn host_error_text(text: &str) -> &str {
 pub(crate) fn json_error_text(e: &impl std::fmt::Display) -> String {
     let msg = e.to_string();
     match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_string(),
+        Some(i) => msg.get(..i).unwrap_or(&msg).to_string(),
         None => msg,
     }
 }

@@ -21,8 +21,8 @@ use std::fmt;
 
 /// What the policy reads of a waPC `validate` payload: the
 /// AdmissionRequest's kind, sub-resource, operation and namespace, and the
-/// raw text of its object and of the settings (parsed later, and only when
-/// needed).
+/// raw text of its object and of the settings (the settings parsed next,
+/// the object only when the request is a Binding).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Envelope<'a> {
     pub kind: Text<'a>,
@@ -35,6 +35,7 @@ pub struct Envelope<'a> {
 
 pub fn envelope(text: &str) -> Result<Envelope<'_>, String> {
     let mut r = Reader::new(text);
+    r.whole = "the request";
     let mut env = Envelope::default();
     let mut has_request = false;
     r.members_cold(Path::Root, &mut |r, key, here| match key.as_str() {
@@ -143,6 +144,8 @@ struct Reader<'a> {
     at: usize,
     /// Whether pod labels are read (rather than skipped).
     pod_labels: bool,
+    /// What the text is, for messages: "the answer" or "the request".
+    whole: &'static str,
     /// The first error; once set, `at` sits at the end of the text, so
     /// every loop stops at its next check.
     err: Option<String>,
@@ -155,6 +158,7 @@ impl<'a> Reader<'a> {
             bytes: text.as_bytes(),
             at: 0,
             pod_labels: true,
+            whole: "the answer",
             err: None,
         }
     }
@@ -164,8 +168,8 @@ impl<'a> Reader<'a> {
     fn finish<T>(mut self, value: T) -> Result<T, String> {
         if self.err.is_none() && self.peek().is_some() {
             return Err(format!(
-                "trailing characters after the answer at byte {}",
-                self.at
+                "trailing characters after {} at byte {}",
+                self.whole, self.at
             ));
         }
         match self.err {
@@ -215,8 +219,8 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn found(&mut self) -> &'static str {
-        match self.peek() {
+    fn found(&mut self) -> String {
+        let what = match self.peek() {
             Some(b'"') => "a string",
             Some(b'{') => "a map",
             Some(b'[') => "a list",
@@ -224,9 +228,10 @@ impl<'a> Reader<'a> {
             Some(b'f') if self.looking_at(b"false") => "a boolean",
             Some(b'n') if self.looking_at(b"null") => "null",
             Some(b'-' | b'0'..=b'9') => "a number",
-            None => "the end of the answer",
+            None => return format!("the end of {}", self.whole),
             Some(_) => "text that is not JSON",
-        }
+        };
+        what.to_string()
     }
 
     fn looking_at(&self, word: &[u8]) -> bool {
@@ -789,6 +794,20 @@ mod tests {
             envelope(r#"{"request":{"kind":"Binding"}}"#).unwrap_err(),
             "request.kind: expected a map, found a string"
         );
+    }
+
+    #[rstest]
+    #[case::trailing_text(
+        r#"{"request":{}} x"#,
+        "trailing characters after the request at byte 15"
+    )]
+    #[case::empty("", "expected a map, found the end of the request")]
+    #[case::cut_short(
+        r#"{"request":{"kind":"#,
+        "request.kind: expected a map, found the end of the request"
+    )]
+    fn envelope_errors_speak_of_the_request(#[case] text: &str, #[case] want: &str) {
+        assert_eq!(envelope(text).unwrap_err(), want);
     }
 
     #[test]

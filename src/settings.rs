@@ -186,7 +186,7 @@ fn no_arrays_for_maps(doc: &serde_json::Value) -> Result<(), String> {
         match v {
             Some(Value::Array(_)) => Err(format!("{path}: invalid type: sequence, expected a map")),
             Some(Value::Object(m)) => Ok(Some(m)),
-            // Any other type was already refused by serde.
+            // serde refuses any other type when it reads the document next.
             _ => Ok(None),
         }
     }
