@@ -473,9 +473,14 @@ pub fn check_settings(policy: &Policy, config: &PolicyConfig) -> Result<Settings
             verdict.message.unwrap_or_default()
         ));
     }
-    // Read by the policy's own parser, so that the reports use the topology
-    // key, zone costs and balance the module does (a module given with
-    // --policy may be another version: it is asked first).
+    read_accepted_settings(config)
+}
+
+/// Settings the module has accepted, read by the policy's own parser, so
+/// that the reports use the topology key, zone costs and balance the module
+/// does. A module given with --policy may be another version, which is why
+/// it is asked first and this can still fail.
+fn read_accepted_settings(config: &PolicyConfig) -> Result<Settings, String> {
     let json = serde_json::to_vec(&config.settings).map_err(|e| e.to_string())?;
     settings::parse(&json).map_err(|e| {
         format!(
@@ -1152,6 +1157,21 @@ spec:
             c.sends("shop"),
             Err("outside the policy's namespaceSelector")
         );
+    }
+
+    #[test]
+    fn settings_a_newer_module_accepts_are_refused_by_name() {
+        let config = PolicyConfig::parse("s.yml", "zones: {balance: true, spread: 2}\n").unwrap();
+        assert_eq!(
+            read_accepted_settings(&config).unwrap_err(),
+            "s.yml: the policy module accepts these settings, but this version of the tool cannot read them: zones.spread: unknown field `spread`, expected one of `topologyKey`, `deletionCosts`, `balance`, `siblingLabels`"
+        );
+        let config =
+            PolicyConfig::parse("s.yml", "zones: {balance: true, topologyKey: az}\n").unwrap();
+        let settings = read_accepted_settings(&config).unwrap();
+        assert!(settings.balance());
+        assert_eq!(zone_label(&settings), "az");
+        assert_eq!(zone_label(&Settings::default()), DEFAULT_TOPOLOGY_KEY);
     }
 
     /// `want` is the whole message but for the YAML parser's own words,
