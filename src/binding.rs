@@ -22,6 +22,17 @@ pub struct Binding {
     pub node: String,
 }
 
+impl Binding {
+    /// How messages about this Binding begin: `the Binding of pod "ns/name"`.
+    pub fn described(&self) -> String {
+        described(&self.namespace, &self.pod)
+    }
+}
+
+fn described(namespace: &str, pod: &str) -> String {
+    format!("the Binding of pod \"{namespace}/{pod}\"")
+}
+
 /// A Binding's text and where its annotations go.
 #[derive(Debug)]
 pub struct Document<'a> {
@@ -71,7 +82,7 @@ pub fn read<'a>(text: &'a str, request_namespace: &str) -> Result<(Binding, Docu
     if namespace.is_empty() {
         return Err(format!("the Binding of pod {pod:?} has no namespace"));
     }
-    let who = format!("the Binding of pod \"{namespace}/{pod}\"");
+    let who = described(namespace, pod);
     match f.target {
         Shape::Map => {}
         Shape::Absent | Shape::Null => return Err(format!("{who} has no target")),

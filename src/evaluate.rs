@@ -189,10 +189,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             }
             let mutated = match binding::annotate(&document, &annotations) {
                 Ok(m) => m,
-                Err(e) => {
-                    let pod = format!("{}/{}", binding.namespace, binding.pod);
-                    return failure(&settings, format!("the Binding of pod {pod:?}: {e}"));
-                }
+                Err(e) => return failure(&settings, format!("{}: {e}", binding.described())),
             };
             let explained = explain(&a);
             log(host, &binding, "pod-deletion-cost set", &explained);
