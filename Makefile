@@ -16,7 +16,7 @@ WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 # this one instead of building the module again in a nested cargo.
 export DELETION_COST_POLICY_WASM := $(CURDIR)/policy.wasm
 
-.PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench bench-simulate profile perf-stat fuzz-smoke size push clean
+.PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench bench-readers bench-simulate profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -191,6 +191,12 @@ bench: policy.wasm floor.wasm mutating-floor.wasm peer.wasm
 	$(CARGO) run --locked --profile native-release -p bench --bin bench -- --wasm policy.wasm \
 		--floor floor.wasm --mutating-floor mutating-floor.wasm --peer peer.wasm \
 		$(if $(COLD),--cold-caches --filter "" --fresh-iterations 1000)
+
+# The 1,000-sibling list answer read natively three ways: the policy's
+# reader, the serde views of the same fields, and serde_json walking it
+# without keeping anything (medians, and ratios to the policy's reader).
+bench-readers:
+	$(CARGO) run --locked --profile native-release -p bench --bin bench -- --readers
 
 # The what-if replay (`simulate`) on a generated snapshot of 90 nodes and
 # 10,000 pods (one 3,000-replica Deployment, 70 of 100) with zone balance

@@ -653,6 +653,8 @@ struct Args {
     /// With `--only`: run the policy compiled for this machine instead of
     /// `policy.wasm`, so that callgrind names its functions and lines.
     native: bool,
+    /// Time the ways of reading the 1,000-sibling list answer, natively.
+    readers: bool,
 }
 
 fn args() -> Result<Args> {
@@ -669,6 +671,7 @@ fn args() -> Result<Args> {
         memory_calls: 100_000,
         only: None,
         native: false,
+        readers: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -686,8 +689,9 @@ fn args() -> Result<Args> {
             "--memory-calls" => a.memory_calls = value()?.parse()?,
             "--only" => a.only = Some(value()?),
             "--native" => a.native = true,
+            "--readers" => a.readers = true,
             other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--cold-caches] [--only SCENARIO [--native | --rehydrated]]"
+                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--cold-caches] [--only SCENARIO [--native | --rehydrated]] [--readers]"
             ),
         }
     }
@@ -787,8 +791,79 @@ fn profile(a: &Args, wasm: &[u8], only: &str) -> Result<()> {
     Ok(())
 }
 
+/// A PodList read by the serde views the policy's reader is tested
+/// against (`tests/properties.rs`).
+#[derive(serde::Deserialize)]
+struct PodListView<'a> {
+    #[serde(borrow)]
+    items: Vec<pod_deletion_cost_policy::objects::Pod<'a>>,
+}
+
+/// The 1,000-sibling list answer read three ways, compiled for this
+/// machine: the policy's reader (what `validate` does with it), the serde
+/// views of the same fields, and serde_json walking the whole answer
+/// without keeping anything (what any validating reader must at least do).
+/// Native code is faster than the same code in wasmtime; the ratios are
+/// what these numbers are for.
+fn readers(iterations: usize) -> Result<()> {
+    let s = balance(1_000, 0)?;
+    let list = s
+        .floor_host
+        .list
+        .context("the scenario has no list answer")?;
+    let text = std::str::from_utf8(&list)?;
+    let ours = measure(
+        || {
+            let mut kept = 0;
+            pod_deletion_cost_policy::scan::each_pod(text, false, |p| {
+                kept += usize::from(p.spec.node_name.is_some())
+            })
+            .map_err(anyhow::Error::msg)?;
+            std::hint::black_box(kept);
+            Ok(())
+        },
+        iterations,
+    )?;
+    let views = measure(
+        || {
+            let list: PodListView = serde_json::from_str(text)?;
+            std::hint::black_box(list.items.len());
+            Ok(())
+        },
+        iterations,
+    )?;
+    let walk = measure(
+        || {
+            let _: serde::de::IgnoredAny = serde_json::from_str(text)?;
+            Ok(())
+        },
+        iterations,
+    )?;
+    println!(
+        "{} (the 1,000-sibling list answer, {} bytes), natively, medians of {iterations}:",
+        s.name,
+        list.len()
+    );
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    for (name, st) in [
+        ("the policy's reader (scan::each_pod)", &ours),
+        ("serde views of the same fields", &views),
+        ("serde_json walking it, keeping nothing", &walk),
+    ] {
+        println!(
+            "  {name:<42} {:>8.0} µs  {:.2}× the policy's reader",
+            us(st.p50),
+            us(st.p50) / us(ours.p50)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let a = args()?;
+    if a.readers {
+        return readers(a.iterations.min(1_000));
+    }
     let wasm = std::fs::read(&a.wasm)
         .with_context(|| format!("reading {} (run `make policy.wasm`)", a.wasm.display()))?;
     if let Some(only) = &a.only {
