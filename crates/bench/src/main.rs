@@ -14,6 +14,7 @@
 //! numbers are the guest's, not the responder's.
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 mod memory;
 
 use memory::{TrackedMemory, tracking_engine};
@@ -630,72 +631,55 @@ fn rehydrated_table(wasm: &[u8], mutating_floor: &[u8], peer: &[u8], a: &Args) -
     Ok(())
 }
 
+/// Cost per request of policy.wasm in wasmtime through waPC, on fresh
+/// instances as policy-server runs it and on a warm one.
+#[derive(Parser)]
+#[command(name = "bench")]
 struct Args {
+    /// The module measured.
+    #[arg(long, default_value = "policy.wasm")]
     wasm: PathBuf,
+    /// The warm-instance floor: one node lookup, a fixed accept.
+    #[arg(long, default_value = "floor.wasm")]
     floor: PathBuf,
+    /// The fresh-instance floor: the same host calls, a fixed annotated Binding.
+    #[arg(long, default_value = "mutating-floor.wasm")]
     mutating_floor: PathBuf,
+    /// A hybrid hit written the SDK's way.
+    #[arg(long, default_value = "peer.wasm")]
     peer: PathBuf,
+    /// Calls per scenario on a warm instance (with `--only`: calls counted).
+    #[arg(long, default_value_t = 20_000)]
     iterations: usize,
     /// Requests per scenario on fresh instances (at most; large sibling
     /// lists run fewer).
+    #[arg(long, default_value_t = 5_000)]
     fresh_iterations: usize,
     /// With `--only`: count requests on fresh instances, as policy-server
     /// runs them, instead of calls on one warm instance.
+    #[arg(long, requires = "only")]
     rehydrated: bool,
     /// Only the fresh-instance rows whose name contains this, then stop.
+    #[arg(long)]
     filter: Option<String>,
     /// Evict the caches before every fresh-instance request.
+    #[arg(long)]
     cold_caches: bool,
+    /// Hybrid hits on one instance, after which its linear memory must be
+    /// what it was after the first 1,000.
+    #[arg(long, default_value_t = 100_000)]
     memory_calls: usize,
     /// Run only the scenario whose name contains this, untimed: for
     /// instruction counts under callgrind (`make profile`).
+    #[arg(long)]
     only: Option<String>,
     /// With `--only`: run the policy compiled for this machine instead of
     /// `policy.wasm`, so that callgrind names its functions and lines.
+    #[arg(long, requires = "only", conflicts_with = "rehydrated")]
     native: bool,
     /// Time the ways of reading the 1,000-sibling list answer, natively.
+    #[arg(long)]
     readers: bool,
-}
-
-fn args() -> Result<Args> {
-    let mut a = Args {
-        wasm: PathBuf::from("policy.wasm"),
-        floor: PathBuf::from("floor.wasm"),
-        mutating_floor: PathBuf::from("mutating-floor.wasm"),
-        peer: PathBuf::from("peer.wasm"),
-        iterations: 20_000,
-        fresh_iterations: 5_000,
-        rehydrated: false,
-        filter: None,
-        cold_caches: false,
-        memory_calls: 100_000,
-        only: None,
-        native: false,
-        readers: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--wasm" => a.wasm = value()?.into(),
-            "--floor" => a.floor = value()?.into(),
-            "--mutating-floor" => a.mutating_floor = value()?.into(),
-            "--fresh-iterations" => a.fresh_iterations = value()?.parse()?,
-            "--rehydrated" => a.rehydrated = true,
-            "--filter" => a.filter = Some(value()?),
-            "--cold-caches" => a.cold_caches = true,
-            "--peer" => a.peer = value()?.into(),
-            "--iterations" => a.iterations = value()?.parse()?,
-            "--memory-calls" => a.memory_calls = value()?.parse()?,
-            "--only" => a.only = Some(value()?),
-            "--native" => a.native = true,
-            "--readers" => a.readers = true,
-            other => bail!(
-                "unknown argument {other}; usage: bench [--wasm P] [--floor P] [--mutating-floor P] [--peer P] [--iterations N] [--fresh-iterations N] [--memory-calls N] [--filter SCENARIO] [--cold-caches] [--only SCENARIO [--native | --rehydrated]] [--readers]"
-            ),
-        }
-    }
-    Ok(a)
 }
 
 /// The calls `make profile` counts (callgrind's `--toggle-collect`): the
@@ -860,7 +844,7 @@ fn readers(iterations: usize) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let a = args()?;
+    let a = Args::parse();
     if a.readers {
         return readers(a.iterations.min(1_000));
     }

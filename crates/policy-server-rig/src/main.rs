@@ -2,93 +2,84 @@
 //! stand-in, from a shell: serves until standard input closes, or measures
 //! what a binding costs through it (`--measure N`).
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
+use clap::Parser;
 use cluster_sim::Cluster;
 use kubectl_deletion_cost::PolicyConfig;
 use policy_server_rig::kube_api::KubeApi;
 use policy_server_rig::policy_server::{PolicyEntry, Rig, review};
 use policy_server_rig::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
 use serde_json::{Value, json};
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wasm_host::latency::{Percentiles, ms};
 
-const USAGE: &str = "usage: policy-server-rig [--wasm annotated-policy.wasm] [--policy ID=SETTINGS]... [--siblings N]
-                         [--floor MODULE] [--for SECONDS] [--api-log]
-       policy-server-rig --measure N [--floor annotated-floor.wasm] [--rounds R] [--workloads W] [--siblings N]
-
-Starts the Kubernetes API stand-in (fixture nodes and a ReplicaSet shop/web of
---siblings ranked pods, default 100) and policy-server with each --policy
-(settings file or ClusterAdmissionPolicy manifest; default: eks and ack from
-examples/), and with --floor that module as policies floor (settings {}) and
-floor-balance (settings {zones: {balance: true}}) and floor-balance-pod (the
-same and readPod: the pending pod, read uncached as the ack policy does),
-prints the URLs and serves until standard input closes or --for SECONDS (default 3600) pass. --measure N times N sequential bindings each of a
-hybrid node (eks) and of a balance binding (ack), in --rounds alternating
-rounds (default 10), next to the floor module when given, then the first and
-second binding of --workloads new ReplicaSets (default 10).";
-
 const SHOP_RS: &str = "web-6d9c";
 
+/// Starts the Kubernetes API stand-in (fixture nodes and a ReplicaSet
+/// shop/web of ranked pods) and the real policy-server on 127.0.0.1, prints
+/// the URLs and serves until standard input closes; or, with `--measure`,
+/// times bindings through it.
+#[derive(Parser)]
+#[command(name = "policy-server-rig")]
 struct Options {
+    /// The policy module.
+    #[arg(long, default_value_os_t = repo().join("annotated-policy.wasm"))]
     wasm: PathBuf,
+    /// A policy to serve: its id and a settings file or
+    /// ClusterAdmissionPolicy manifest; repeatable [default: eks and ack
+    /// from examples/].
+    #[arg(long = "policy", value_name = "ID=SETTINGS", value_parser = policy_entry)]
     policies: Vec<(String, PathBuf)>,
+    /// Ranked pods of the ReplicaSet shop/web in the stand-in.
+    #[arg(long, default_value_t = 100)]
     siblings: usize,
+    /// Serve this many seconds at most.
+    #[arg(long = "for", value_name = "SECONDS", default_value = "3600", value_parser = seconds)]
     serve_for: Duration,
+    /// Print every request the stand-in serves.
+    #[arg(long)]
     api_log: bool,
+    /// Time N sequential bindings each of a hybrid node (eks) and of a
+    /// balance binding (ack), then the first and second binding of
+    /// `--workloads` new ReplicaSets.
+    #[arg(long, value_name = "N")]
     measure: Option<usize>,
+    /// A floor module, served as policies floor (settings {}), floor-balance
+    /// (zones.balance on) and floor-balance-pod (the same, and the pending
+    /// pod read uncached as the ack policy does); with `--measure`, timed
+    /// next to the policy.
+    #[arg(long, value_name = "MODULE")]
     floor: Option<PathBuf>,
-    rounds: usize,
+    /// With `--measure`: alternating rounds.
+    #[arg(long, default_value = "10")]
+    rounds: NonZeroUsize,
+    /// With `--measure`: new ReplicaSets whose first bindings are timed.
+    #[arg(long, default_value_t = 10)]
     workloads: usize,
 }
 
-fn parse_args() -> Result<Options> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut o = Options {
-        wasm: repo.join("annotated-policy.wasm"),
-        policies: Vec::new(),
-        siblings: 100,
-        serve_for: Duration::from_secs(3600),
-        api_log: false,
-        measure: None,
-        floor: None,
-        rounds: 10,
-        workloads: 10,
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || {
-            args.next()
-                .with_context(|| format!("{flag} needs a value\n{USAGE}"))
-        };
-        let number = |v: String| {
-            v.parse::<usize>()
-                .with_context(|| format!("{flag}: {v:?} is not a number"))
-        };
-        match flag.as_str() {
-            "--wasm" => o.wasm = value()?.into(),
-            "--policy" => {
-                let v = value()?;
-                let (id, file) = v
-                    .split_once('=')
-                    .with_context(|| format!("--policy {v:?}: expected ID=SETTINGS"))?;
-                o.policies.push((id.into(), file.into()));
-            }
-            "--siblings" => o.siblings = number(value()?)?,
-            "--for" => o.serve_for = Duration::from_secs(number(value()?)? as u64),
-            "--api-log" => o.api_log = true,
-            "--measure" => o.measure = Some(number(value()?)?),
-            "--floor" => o.floor = Some(value()?.into()),
-            "--rounds" => o.rounds = number(value()?)?.max(1),
-            "--workloads" => o.workloads = number(value()?)?,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other:?}\n{USAGE}"),
-        }
-    }
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn policy_entry(v: &str) -> Result<(String, PathBuf), String> {
+    v.split_once('=')
+        .map(|(id, file)| (id.to_string(), PathBuf::from(file)))
+        .ok_or_else(|| format!("{v:?}: expected ID=SETTINGS"))
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    v.parse()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{v:?} is not a whole number of seconds"))
+}
+
+fn parse_args() -> Options {
+    let mut o = Options::parse();
     if o.policies.is_empty() {
+        let repo = repo();
         o.policies = vec![
             ("eks".into(), repo.join("examples/eks-hybrid-bursting.yaml")),
             (
@@ -97,11 +88,11 @@ fn parse_args() -> Result<Options> {
             ),
         ];
     }
-    Ok(o)
+    o
 }
 
 fn main() {
-    if let Err(e) = parse_args().and_then(|o| run(&o)) {
+    if let Err(e) = run(&parse_args()) {
         eprintln!("policy-server-rig: {e:#}");
         std::process::exit(1);
     }
@@ -237,8 +228,8 @@ fn measure(rig: &Rig, cluster: &mut Cluster, pending: &str, n: usize, o: &Option
     }
     // Rounds alternate between the kinds, so a shared machine's load
     // spreads over all of them.
-    let per_round = n.div_ceil(o.rounds);
-    for _ in 0..o.rounds {
+    let per_round = n.div_ceil(o.rounds.get());
+    for _ in 0..o.rounds.get() {
         for load in &mut loads {
             for _ in 0..per_round {
                 let started = Instant::now();

@@ -2,80 +2,113 @@
 //! the compiled policy in wasmtime.
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use e2e_tests::cases::{self, Case};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use wasm_host::replay::{self, Replay};
 use wasm_host::{self as engine, Policy, ValidationResponse};
 
-const USAGE: &str = "usage:
-  e2e-runner cases [--wasm policy.wasm] [--dir e2e-tests/cases] [--filter TEXT]
-  e2e-runner eval  [--wasm policy.wasm] --request R.json [--settings S.yml] [--session X.yml]
-  e2e-runner demo  [--wasm policy.wasm] [--dir e2e-tests/cases]
-  e2e-runner kwctl-run <kwctl run arguments>   (stand-in used to check e2e.bats itself)";
+/// Runs the end-to-end case table, single evaluations, or the demo,
+/// through the compiled policy in wasmtime.
+#[derive(Parser)]
+#[command(name = "e2e-runner")]
+enum Command {
+    /// Every case of the table whose name contains --filter.
+    Cases {
+        #[command(flatten)]
+        module: Module,
+        #[command(flatten)]
+        table: Table,
+        /// Only the cases whose name contains this.
+        #[arg(long, default_value = "")]
+        filter: String,
+    },
+    /// One request, printed with its verdict and patch.
+    Eval(Eval),
+    /// The sample bindings, each with its verdict and patch.
+    Demo {
+        #[command(flatten)]
+        module: Module,
+        #[command(flatten)]
+        table: Table,
+    },
+    /// `kwctl run` answered the way kwctl prints it: a stand-in that checks
+    /// e2e.bats itself on machines without kwctl.
+    KwctlRun(KwctlRun),
+}
 
-struct Args {
+#[derive(clap::Args)]
+struct Module {
+    /// The policy module.
+    #[arg(long, default_value_os_t = wasm_host::default_policy_wasm())]
     wasm: PathBuf,
+}
+
+#[derive(clap::Args)]
+struct Table {
+    /// The case table's directory.
+    #[arg(long, default_value_os_t = cases::default_dir())]
     dir: PathBuf,
-    filter: String,
-    request: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct Eval {
+    #[command(flatten)]
+    module: Module,
+    /// An AdmissionReview or AdmissionRequest (JSON).
+    #[arg(long)]
+    request: PathBuf,
+    /// The policy's settings (YAML or JSON) [default: none].
+    #[arg(long)]
     settings: Option<PathBuf>,
+    /// A kwctl replay session answering the policy's host calls.
+    #[arg(long)]
     session: Option<PathBuf>,
 }
 
-fn parse(mut it: impl Iterator<Item = String>) -> Result<Args> {
-    let mut a = Args {
-        wasm: wasm_host::default_policy_wasm(),
-        dir: cases::default_dir(),
-        filter: String::new(),
-        request: None,
-        settings: None,
-        session: None,
-    };
-    while let Some(flag) = it.next() {
-        let value = it
-            .next()
-            .with_context(|| format!("{flag} needs a value\n{USAGE}"))?;
-        match flag.as_str() {
-            "--wasm" => a.wasm = value.into(),
-            "--dir" => a.dir = value.into(),
-            "--filter" => a.filter = value,
-            "--request" => a.request = Some(value.into()),
-            "--settings" => a.settings = Some(value.into()),
-            "--session" => a.session = Some(value.into()),
-            other => bail!("unknown argument {other}\n{USAGE}"),
-        }
-    }
-    Ok(a)
+/// The `kwctl run` arguments e2e.bats passes, parsed as kwctl 1.36 parses
+/// them.
+#[derive(clap::Args)]
+struct KwctlRun {
+    #[arg(short = 'r', long)]
+    request_path: PathBuf,
+    #[arg(short = 's', long)]
+    settings_path: Option<PathBuf>,
+    #[arg(long)]
+    replay_host_capabilities_interactions: Option<PathBuf>,
+    /// Accepted and not enforced: the stand-in answers every host call
+    /// from the session. Several values after the flag, and the flag at
+    /// most once, as kwctl 1.36 takes it.
+    #[arg(long, num_args = 0.., action = clap::ArgAction::Set, value_name = "allowed-host-capabilities")]
+    allowed_host_capabilities: Option<Vec<String>>,
+    #[arg(long)]
+    allow_context_aware: bool,
+    module: PathBuf,
 }
 
 fn main() {
-    if let Err(e) = run() {
+    let outcome = match Command::parse() {
+        Command::Cases {
+            module,
+            table,
+            filter,
+        } => run_cases(&module.wasm, &table.dir, &filter),
+        Command::Eval(a) => eval(&a),
+        Command::Demo { module, table } => demo(&module.wasm, &table.dir),
+        Command::KwctlRun(a) => kwctl_run(&a),
+    };
+    if let Err(e) = outcome {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
 }
 
-fn run() -> Result<()> {
-    let mut args = std::env::args().skip(1);
-    let command = args.next().unwrap_or_default();
-    if command == "kwctl-run" {
-        return kwctl_run(args.collect());
-    }
-    let a = parse(args)?;
-    match command.as_str() {
-        "cases" => run_cases(&a),
-        "eval" => eval(&a),
-        "demo" => demo(&a),
-        _ => bail!("{USAGE}"),
-    }
-}
-
-fn run_cases(a: &Args) -> Result<()> {
-    let policy = Policy::load(&a.wasm)?;
-    let all = cases::load_all(&a.dir)?;
+fn run_cases(wasm: &Path, dir: &Path, filter: &str) -> Result<()> {
+    let policy = Policy::load(wasm)?;
+    let all = cases::load_all(dir)?;
     let (mut passed, mut failed) = (0, 0);
-    for case in all.iter().filter(|c| c.name.contains(&a.filter)) {
+    for case in all.iter().filter(|c| c.name.contains(filter)) {
         let failures = case.run(&policy)?;
         if failures.is_empty() {
             passed += 1;
@@ -130,12 +163,9 @@ fn node_of(request: &Value) -> &str {
     request["object"]["target"]["name"].as_str().unwrap_or("-")
 }
 
-fn eval(a: &Args) -> Result<()> {
-    let policy = Policy::load(&a.wasm)?;
-    let request_path = a
-        .request
-        .as_ref()
-        .with_context(|| format!("--request is required\n{USAGE}"))?;
+fn eval(a: &Eval) -> Result<()> {
+    let policy = Policy::load(&a.module.wasm)?;
+    let request_path = &a.request;
     let text = std::fs::read_to_string(request_path)
         .with_context(|| format!("reading {}", request_path.display()))?;
     let request = engine::admission_request(
@@ -179,11 +209,11 @@ const DEMO_CASES: &[&str] = &[
     "pod-create-not-a-binding",
 ];
 
-fn demo(a: &Args) -> Result<()> {
-    let policy = Policy::load(&a.wasm)?;
+fn demo(wasm: &Path, dir: &Path) -> Result<()> {
+    let policy = Policy::load(wasm)?;
     println!("policy.wasm evaluated in wasmtime through waPC (kwctl not found on PATH)\n");
     for name in DEMO_CASES {
-        let case = Case::load(&a.dir.join(name))?;
+        let case = Case::load(&dir.join(name))?;
         let (r, replay) = policy.validate(
             &case.request,
             &case.settings,
@@ -214,38 +244,11 @@ fn demo(a: &Args) -> Result<()> {
 /// stdout; invalid settings as an error), so that `e2e.bats` can be checked
 /// on machines without kwctl. It is a stand-in for the suite's plumbing, not
 /// for kwctl: the suite still has to pass under the real one.
-fn kwctl_run(args: Vec<String>) -> Result<()> {
-    let mut request = None;
-    let mut settings = None;
-    let mut session = None;
-    let mut module = None;
-    let mut capabilities_seen = false;
-    let mut it = args.into_iter().peekable();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--request-path" | "-r" => request = it.next(),
-            "--settings-path" | "-s" => settings = it.next(),
-            "--replay-host-capabilities-interactions" => session = it.next(),
-            // As kwctl 1.36 parses it: several values after one flag, and
-            // the flag itself at most once.
-            "--allowed-host-capabilities" => {
-                if capabilities_seen {
-                    bail!(
-                        "the argument '--allowed-host-capabilities [<allowed-host-capabilities>...]' cannot be used multiple times"
-                    );
-                }
-                capabilities_seen = true;
-                while it.next_if(|a| !a.starts_with('-')).is_some() {}
-            }
-            "--allow-context-aware" => {}
-            other if other.starts_with('-') => bail!("unsupported kwctl flag {other}"),
-            other => module = Some(other.to_string()),
-        }
-    }
-    let policy = Policy::load(Path::new(&module.context("no module given")?))?;
-    let text = std::fs::read_to_string(request.context("--request-path is required")?)?;
+fn kwctl_run(a: &KwctlRun) -> Result<()> {
+    let policy = Policy::load(&a.module)?;
+    let text = std::fs::read_to_string(&a.request_path)?;
     let request = engine::admission_request(serde_json::from_str(&text)?);
-    let settings = match settings {
+    let settings = match &a.settings_path {
         Some(p) => serde_json::to_value(serde_yaml::from_str::<serde_yaml::Value>(
             &std::fs::read_to_string(p)?,
         )?)?,
@@ -258,8 +261,8 @@ fn kwctl_run(args: Vec<String>) -> Result<()> {
             check.message.unwrap_or_default()
         );
     }
-    let recorded = match session {
-        Some(p) => replay::load_session(Path::new(&p))?,
+    let recorded = match &a.replay_host_capabilities_interactions {
+        Some(p) => replay::load_session(p)?,
         None => Vec::new(),
     };
     let (r, _) = policy.validate(&request, &settings, Replay::new(recorded))?;

@@ -14,57 +14,70 @@
 mod large_snapshot;
 
 use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
 use cluster_sim::snapshot::Snapshot;
 use kubectl_deletion_cost::{Options, PolicyConfig, ScaleTarget};
 use large_snapshot::Shape;
 use serde_json::{Value, json};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use wasm_host::Policy;
 
+/// What the what-if replay costs on a large generated snapshot, in fresh
+/// processes round after round.
+#[derive(Parser)]
+#[command(name = "bench-simulate", args_conflicts_with_subcommands = true)]
 struct Args {
-    divide: usize,
-    rounds: usize,
+    #[command(subcommand)]
+    step: Option<Step>,
+    /// Divide every replica count by this (10: a 1,000-pod run).
+    #[arg(long, default_value = "1")]
+    divide: NonZeroUsize,
+    /// Replay rounds, each in a fresh process.
+    #[arg(long, default_value = "3")]
+    rounds: NonZeroUsize,
+    /// The module replayed.
+    #[arg(long, default_value_os_t = wasm_host::default_policy_wasm())]
     wasm: PathBuf,
+    /// Where the snapshot and settings are written.
+    #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-simulate"))]
     dir: PathBuf,
 }
 
-fn parse(args: &[String]) -> Result<Args> {
-    let mut a = Args {
-        divide: 1,
-        rounds: 3,
-        wasm: wasm_host::default_policy_wasm(),
-        dir: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-simulate"),
-    };
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--divide" => a.divide = value()?.parse().context("--divide: a whole number")?,
-            "--rounds" => a.rounds = value()?.parse().context("--rounds: a whole number")?,
-            "--wasm" => a.wasm = value()?.into(),
-            "--dir" => a.dir = value()?.into(),
-            other => bail!(
-                "unknown argument {other:?}; usage: bench-simulate [--divide N] [--rounds R] [--wasm FILE] [--dir DIR]"
-            ),
-        }
-    }
-    if a.divide == 0 || a.rounds == 0 {
-        bail!("--divide and --rounds must be 1 or more");
-    }
-    Ok(a)
+/// The steps run in processes of their own.
+#[derive(Subcommand)]
+enum Step {
+    /// One replay round.
+    #[command(hide = true)]
+    Replay {
+        wasm: PathBuf,
+        snapshot: PathBuf,
+        settings: PathBuf,
+        scale: String,
+    },
+    /// Writes the snapshot.
+    #[command(hide = true)]
+    Generate { divide: NonZeroUsize, file: PathBuf },
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("replay") => return replay_round(&args[1..]),
-        Some("generate") => return generate(&args[1..]),
-        _ => {}
+    let a = Args::parse();
+    match &a.step {
+        Some(Step::Replay {
+            wasm,
+            snapshot,
+            settings,
+            scale,
+        }) => return replay_round(wasm, snapshot, settings, scale),
+        Some(Step::Generate { divide, file }) => {
+            large_snapshot::write(&Shape::large(divide.get()), file)?;
+            return Ok(());
+        }
+        None => {}
     }
-    let a = parse(&args)?;
-    let shape = Shape::large(a.divide);
+    let shape = Shape::large(a.divide.get());
     std::fs::create_dir_all(&a.dir).with_context(|| a.dir.display().to_string())?;
     let snapshot = a.dir.join(format!("cluster-{}.json", shape.pods()));
     let settings = a.dir.join("balance-settings.json");
@@ -92,7 +105,7 @@ fn main() -> Result<()> {
     let web = &shape.deployments[0];
     let scale = format!("{}/{}={}", web.0, web.1, web.2 / 2);
     let mut rounds = Vec::new();
-    for round in 1..=a.rounds {
+    for round in 1..=a.rounds.get() {
         let out = run_self(&[
             "replay".as_ref(),
             a.wasm.as_os_str(),
@@ -124,15 +137,6 @@ fn run_self(args: &[&std::ffi::OsStr]) -> Result<Vec<u8>> {
 }
 
 /// `generate DIVIDE FILE`: writes the snapshot.
-fn generate(args: &[String]) -> Result<()> {
-    let [divide, path] = args else {
-        bail!("generate DIVIDE FILE");
-    };
-    let divide = divide.parse().context("DIVIDE: a whole number")?;
-    large_snapshot::write(&Shape::large(divide), Path::new(path))?;
-    Ok(())
-}
-
 fn secs(m: &Value, key: &str) -> f64 {
     m[key].as_f64().unwrap_or(f64::NAN)
 }
@@ -193,15 +197,12 @@ fn summary(rounds: &[Value]) {
 /// One measured round, in this process from its start: read the snapshot,
 /// compile the module, replay, render the table; print the measures as one
 /// JSON line.
-fn replay_round(args: &[String]) -> Result<()> {
-    let [wasm, snapshot, settings, scale] = args else {
-        bail!("replay WASM SNAPSHOT SETTINGS SCALE");
-    };
+fn replay_round(wasm: &Path, snapshot: &Path, settings: &Path, scale: &str) -> Result<()> {
     let start = Instant::now();
-    let snapshot = Snapshot::load(&[PathBuf::from(snapshot)]).map_err(anyhow::Error::msg)?;
-    let config = PolicyConfig::load(Some(Path::new(settings))).map_err(anyhow::Error::msg)?;
+    let snapshot = Snapshot::load(&[snapshot.to_path_buf()]).map_err(anyhow::Error::msg)?;
+    let config = PolicyConfig::load(Some(settings)).map_err(anyhow::Error::msg)?;
     let read = start.elapsed();
-    let policy = Policy::load(Path::new(wasm))?;
+    let policy = Policy::load(wasm)?;
     let compile = start.elapsed() - read;
     let options = Options {
         now: Some(snapshot.latest),
