@@ -353,3 +353,42 @@ fn check(ok: bool, what: &str) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Options::command().debug_assert();
+    }
+
+    #[test]
+    fn policies_are_id_and_settings() {
+        let o = Options::try_parse_from([
+            "policy-server-rig",
+            "--policy",
+            "eks=examples/eks-hybrid-bursting.yaml",
+            "--for",
+            "5",
+        ])
+        .map_err(|e| e.to_string());
+        let o = o.as_ref().map(|o| (&o.policies, o.serve_for));
+        assert_eq!(
+            o,
+            Ok((
+                &vec![(
+                    "eks".to_string(),
+                    PathBuf::from("examples/eks-hybrid-bursting.yaml")
+                )],
+                Duration::from_secs(5)
+            ))
+        );
+        let bad = Options::try_parse_from(["policy-server-rig", "--policy", "eks"]);
+        assert!(
+            bad.is_err_and(|e| e.to_string().contains("\"eks\": expected ID=SETTINGS")),
+            "--policy without '=' was accepted"
+        );
+    }
+}

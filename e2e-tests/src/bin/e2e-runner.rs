@@ -287,3 +287,70 @@ fn kwctl_run(a: &KwctlRun) -> Result<()> {
     println!("{out}");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Command::command().debug_assert();
+    }
+
+    /// As e2e.bats calls kwctl: the capabilities list ends at the next flag.
+    #[test]
+    fn kwctl_run_takes_the_suites_arguments() {
+        let parsed = Command::try_parse_from([
+            "e2e-runner",
+            "kwctl-run",
+            "--allow-context-aware",
+            "--allowed-host-capabilities",
+            "kubernetes/get_resource",
+            "kubernetes/list_resources_by_namespace",
+            "--replay-host-capabilities-interactions",
+            "session.yml",
+            "--request-path",
+            "request.json",
+            "-s",
+            "settings.yml",
+            "policy.wasm",
+        ]);
+        let Ok(Command::KwctlRun(a)) = parsed else {
+            panic!("not parsed as kwctl-run");
+        };
+        assert_eq!(a.module, Path::new("policy.wasm"));
+        assert_eq!(a.request_path, Path::new("request.json"));
+        assert_eq!(a.settings_path.as_deref(), Some(Path::new("settings.yml")));
+        assert_eq!(
+            a.allowed_host_capabilities.unwrap_or_default(),
+            [
+                "kubernetes/get_resource",
+                "kubernetes/list_resources_by_namespace"
+            ]
+        );
+    }
+
+    #[test]
+    fn kwctl_run_refuses_the_capabilities_flag_twice_in_kwctls_words() {
+        let Err(e) = Command::try_parse_from([
+            "e2e-runner",
+            "kwctl-run",
+            "--allowed-host-capabilities",
+            "a",
+            "--allowed-host-capabilities",
+            "b",
+            "-r",
+            "request.json",
+            "policy.wasm",
+        ]) else {
+            panic!("a repeated --allowed-host-capabilities was accepted");
+        };
+        assert!(
+            e.to_string().contains(
+                "the argument '--allowed-host-capabilities [<allowed-host-capabilities>...]' cannot be used multiple times"
+            ),
+            "{e}"
+        );
+    }
+}

@@ -255,3 +255,14 @@ fn fnv1a(bytes: &[u8]) -> u64 {
         (h ^ *b as u64).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn arguments_are_consistent() {
+        Args::command().debug_assert();
+    }
+}
