@@ -11,7 +11,7 @@ use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_A
 use e2e_tests::cases::{self, Case};
 use kubectl_deletion_cost::PolicyConfig;
 use policy_server_rig::kube_api::{KubeApi, Store};
-use policy_server_rig::policy_server::{self, PolicyEntry, Reply, Rig, review};
+use policy_server_rig::policy_server::{self, PolicyEntry, Reply, Rig};
 use policy_server_rig::rig_cluster::{self as rc, ACK_NODE_I, ACK_NODE_K, HYBRID_NODE};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -81,7 +81,7 @@ fn bind(
     node: &str,
 ) -> Result<(Reply, BTreeMap<String, String>)> {
     let request = cluster.binding_request(namespace, pod, node);
-    let reply = review(&mut rig.connect()?, id, &request)?;
+    let reply = rig.review(&mut rig.connect()?, id, &request)?;
     let patched = reply.patched(&request["object"])?;
     Ok((reply, annotations(&patched)))
 }
@@ -201,7 +201,9 @@ fn ack_zones_rank_bindings_skip_placeholders_and_follow_the_watch() -> Result<()
     // the policy's pod-list cache learns it through its watch, so the next
     // pod in zone k takes rank 5. Bounded wait: the watch is asynchronous.
     let first = cluster.binding_request("shop", &pending, ACK_NODE_K);
-    let mutated = review(&mut rig.connect()?, "ack", &first)?.patched(&first["object"])?;
+    let mutated = rig
+        .review(&mut rig.connect()?, "ack", &first)?
+        .patched(&first["object"])?;
     cluster.complete_bind("shop", &pending, ACK_NODE_K, Some(&mutated));
     let bound = cluster
         .pod("shop", &pending)
@@ -344,7 +346,9 @@ fn the_case_table_through_policy_server() -> Result<()> {
         let mut connection = rig.connect()?;
         for case in &members {
             let request = engine::admission_request(case.request.clone());
-            let reply = review(&mut connection, &case.name, &request)?;
+            let reply = rig
+                .review(&mut connection, &case.name, &request)
+                .with_context(|| format!("case {}", case.name))?;
             let response = reply.to_validation_response(&request["object"])?;
             for problem in case.check(&response) {
                 failures.push(format!("{}: {problem}", case.name));

@@ -7,7 +7,7 @@ use clap::Parser;
 use cluster_sim::Cluster;
 use kubectl_deletion_cost::PolicyConfig;
 use policy_server_rig::kube_api::KubeApi;
-use policy_server_rig::policy_server::{PolicyEntry, Rig, review};
+use policy_server_rig::policy_server::{PolicyEntry, Rig};
 use policy_server_rig::rig_cluster::{self as rc, ACK_NODE_K, HYBRID_NODE};
 use serde_json::{Value, json};
 use std::num::NonZeroUsize;
@@ -221,7 +221,8 @@ fn measure(rig: &Rig, cluster: &mut Cluster, pending: &str, n: usize, o: &Option
     for load in &loads {
         for _ in 0..50 {
             check(
-                review(&mut connection, load.policy, &load.request)?.allowed,
+                rig.review(&mut connection, load.policy, &load.request)?
+                    .allowed,
                 load.name,
             )?;
         }
@@ -233,7 +234,7 @@ fn measure(rig: &Rig, cluster: &mut Cluster, pending: &str, n: usize, o: &Option
         for load in &mut loads {
             for _ in 0..per_round {
                 let started = Instant::now();
-                let reply = review(&mut connection, load.policy, &load.request)?;
+                let reply = rig.review(&mut connection, load.policy, &load.request)?;
                 load.samples.push(started.elapsed());
                 check(
                     reply.allowed && reply.patch.is_some() == (load.policy != "floor"),
@@ -305,7 +306,7 @@ fn first_bindings(rig: &Rig, cluster: &mut Cluster, o: &Options) -> Result<()> {
         for (pod, samples) in [(&a, &mut first), (&b, &mut second)] {
             let request = cluster.binding_request("fresh", pod, ACK_NODE_K);
             let started = Instant::now();
-            let reply = review(&mut connection, "ack", &request)?;
+            let reply = rig.review(&mut connection, "ack", &request)?;
             samples.push(started.elapsed());
             check(reply.allowed && reply.patch.is_some(), "first bindings")?;
         }

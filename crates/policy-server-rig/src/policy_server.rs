@@ -204,6 +204,33 @@ impl Rig {
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("policy-server.log")).unwrap_or_default()
     }
+
+    /// [`review`], a failure carrying what policy-server printed last and
+    /// the last requests it made of the API stand-in: a test that fails
+    /// on a loaded CI machine must say where policy-server was.
+    pub fn review(&self, connection: &mut Connection, id: &str, request: &Value) -> Result<Reply> {
+        review(connection, id, request).with_context(|| {
+            let served = self.api.served();
+            let served: Vec<String> = served[served.len().saturating_sub(LAST_LINES)..]
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!(
+                "policy `{id}`: policy-server's last lines:\n{}\nits last requests to the API stand-in:\n{}",
+                last_lines(&self.log(), LAST_LINES),
+                served.join("\n")
+            )
+        })
+    }
+}
+
+/// How much of policy-server's log and of the API requests a failed
+/// review quotes.
+const LAST_LINES: usize = 40;
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 impl Drop for Rig {

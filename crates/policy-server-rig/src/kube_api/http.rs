@@ -213,6 +213,7 @@ pub fn end_chunked(out: &mut impl Write) -> io::Result<()> {
 /// as a webhook caller holds one, so a measured request costs no connect.
 pub struct Connection {
     host: String,
+    timeout: Duration,
     reader: BufReader<TcpStream>,
 }
 
@@ -230,11 +231,34 @@ impl Connection {
         stream.set_nodelay(true)?;
         Ok(Connection {
             host: addr.to_string(),
+            timeout,
             reader: BufReader::new(stream),
         })
     }
 
+    /// One request and its answer. A socket timeout reads as `EAGAIN`
+    /// ("Resource temporarily unavailable") on Linux; it is reported as
+    /// what it is.
     pub fn request(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
+        self.exchange(method, path, body).map_err(|e| {
+            if matches!(
+                e.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            ) {
+                io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!(
+                        "{method} {path}: no answer from {} within {:?}",
+                        self.host, self.timeout
+                    ),
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    fn exchange(&mut self, method: &str, path: &str, body: &[u8]) -> io::Result<Response> {
         let stream = self.reader.get_mut();
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n",
@@ -295,5 +319,20 @@ mod tests {
         let second = read_request(&mut reader).unwrap().unwrap();
         assert_eq!(second.path, "/");
         assert!(read_request(&mut reader).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_silent_server_is_reported_as_a_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let mut connection = Connection::open(&addr, Duration::from_millis(100)).unwrap();
+        // Accepted and kept open, never answered.
+        let _peer = listener.accept().unwrap();
+        let error = connection.request("GET", "/readiness", b"").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(
+            error.to_string(),
+            format!("GET /readiness: no answer from {addr} within 100ms")
+        );
     }
 }
