@@ -130,7 +130,7 @@ impl Rig {
             serde_json::to_string_pretty(&document)?,
         )?;
         fs::write(dir.join("kubeconfig"), api.kubeconfig())?;
-        let (port, readiness_port) = (free_port()?, free_port()?);
+        let [port, readiness_port] = free_ports()?;
         let output = fs::File::create(dir.join("policy-server.log"))?;
         let child = Command::new(&program)
             .arg("--policies")
@@ -205,20 +205,19 @@ impl Rig {
         fs::read_to_string(self.dir.join("policy-server.log")).unwrap_or_default()
     }
 
-    /// [`review`], a failure carrying what policy-server printed last and
-    /// the last requests it made of the API stand-in: a test that fails
-    /// on a loaded CI machine must say where policy-server was.
+    /// [`review`], a failure carrying what policy-server printed last, the
+    /// last requests it made of the API stand-in and the stand-in's failed
+    /// connections: a test that fails on a loaded CI machine must say where
+    /// policy-server was.
     pub fn review(&self, connection: &mut Connection, id: &str, request: &Value) -> Result<Reply> {
         review(connection, id, request).with_context(|| {
-            let served = self.api.served();
-            let served: Vec<String> = served[served.len().saturating_sub(LAST_LINES)..]
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let served: Vec<String> = self.api.served().iter().map(ToString::to_string).collect();
+            let failures = self.api.failures();
             format!(
-                "policy `{id}`: policy-server's last lines:\n{}\nits last requests to the API stand-in:\n{}",
+                "policy `{id}`: policy-server's last lines:\n{}\nits last requests to the API stand-in:\n{}\nthe stand-in's failed connections: {}",
                 last_lines(&self.log(), LAST_LINES),
-                served.join("\n")
+                served[served.len().saturating_sub(LAST_LINES)..].join("\n"),
+                if failures.is_empty() { "none".to_string() } else { failures.join("\n") }
             )
         })
     }
@@ -349,7 +348,37 @@ fn scratch_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// A port free at the moment (policy-server binds it itself).
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Ports free at the moment (policy-server binds them itself), all held
+/// until every one is picked: a port let go at once can be handed out
+/// again by the next bind, and policy-server would then be given the same
+/// port for its API and its readiness probe.
+fn free_ports<const N: usize>() -> Result<[u16; N]> {
+    let listeners = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut ports = [0; N];
+    for (port, listener) in ports.iter_mut().zip(&listeners) {
+        *port = listener.local_addr()?.port();
+    }
+    Ok(ports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_server_gets_two_different_ports() {
+        for _ in 0..200 {
+            let [api, readiness] = free_ports::<2>().unwrap();
+            assert_ne!(api, readiness);
+        }
+    }
+
+    #[test]
+    fn a_failure_quotes_the_last_lines() {
+        assert_eq!(last_lines("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(last_lines("a", 5), "a");
+        assert_eq!(last_lines("", 5), "");
+    }
 }

@@ -64,6 +64,8 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     changed: Condvar,
     served: Mutex<Vec<Served>>,
+    /// Connections that ended on an error, while the stand-in was running.
+    failures: Mutex<Vec<String>>,
     connections: Mutex<Vec<TcpStream>>,
     stop: AtomicBool,
     echo: AtomicBool,
@@ -124,6 +126,7 @@ impl KubeApi {
             store: Mutex::new(store),
             changed: Condvar::new(),
             served: Mutex::new(Vec::new()),
+            failures: Mutex::new(Vec::new()),
             connections: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             echo: AtomicBool::new(false),
@@ -154,6 +157,17 @@ impl KubeApi {
     pub fn served(&self) -> Vec<Served> {
         self.shared
             .served
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// How the connections that ended on an error ended (a peer that
+    /// hangs up between requests is not one): what a test quotes when
+    /// policy-server does not answer.
+    pub fn failures(&self) -> Vec<String> {
+        self.shared
+            .failures
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -218,7 +232,17 @@ fn accept(listener: TcpListener, shared: Arc<Shared>) {
         }
         let shared = Arc::clone(&shared);
         std::thread::spawn(move || {
-            let _ = serve_connection(stream, &shared);
+            let peer = stream.peer_addr();
+            if let Err(e) = serve_connection(stream, &shared)
+                && !shared.stopping()
+            {
+                let peer = peer.map_or_else(|_| "?".to_string(), |p| p.to_string());
+                shared
+                    .failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(format!("connection from {peer}: {e}"));
+            }
         });
     }
 }
