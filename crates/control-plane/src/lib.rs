@@ -1,0 +1,19 @@
+//! A real Kubernetes control plane on loopback, with the real policy-server
+//! as this policy's webhook: what `make kube`, `make cluster`, the cluster
+//! stories and the burst benchmark run.
+//!
+//! - [`binaries`]: where the Kubernetes programs are, and building them from
+//!   the Go modules pinned in `kube/`;
+//! - [`pki`]: the certificates and keys a cluster needs, made fresh;
+//! - [`cluster`]: etcd, kube-apiserver, kube-controller-manager,
+//!   kube-scheduler and kwok, started and stopped;
+//! - [`webhook`]: policy-server serving the policy over TLS, registered as
+//!   the Kubewarden controller registers a ClusterAdmissionPolicy.
+
+pub mod binaries;
+pub mod cluster;
+pub mod pki;
+pub mod process;
+
+pub use binaries::Binaries;
+pub use cluster::ControlPlane;
