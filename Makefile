@@ -16,6 +16,8 @@ WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 # this one instead of building the module again in a nested cargo.
 export DELETION_COST_POLICY_WASM := $(CURDIR)/policy.wasm
 
+
+.PHONY: kube control-plane-bin cluster cluster-down e2e-cluster
 .PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench bench-readers bench-simulate profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
@@ -96,7 +98,48 @@ e2e-tests: policy.wasm
 demo: policy.wasm
 	scripts/demo.sh
 
-test: self-contained fmt-check lint unit-tests fuzz-regressions e2e-tests e2e-policy-server
+test: self-contained fmt-check lint unit-tests fuzz-regressions e2e-tests e2e-policy-server e2e-cluster
+
+# The Kubernetes programs of the real control plane (kube-apiserver,
+# kube-scheduler, kube-controller-manager, kubectl, etcd, kwok), built from
+# the Go modules pinned in kube/ into ~/.cache/pod-deletion-cost/kube-<version>;
+# nothing is built when the cache (or KUBE_BIN_DIR, or KUBEBUILDER_ASSETS
+# for etcd, kube-apiserver and kubectl) holds them. Prints the directory.
+CONTROL_PLANE := $(TARGET_DIR)/debug/control-plane
+control-plane-bin:
+	@$(CARGO) build --quiet --locked -p control-plane --bin control-plane
+kube: control-plane-bin
+	@$(CONTROL_PLANE) kube
+
+# A real control plane on loopback with policy-server and the policy, until
+# Ctrl-C or `make cluster-down`:
+#   make cluster [SETTINGS=examples/ack-zones-placeholders.yaml]
+SETTINGS ?= examples/eks-hybrid-bursting.yaml
+cluster: annotated-policy.wasm kube
+	$(CONTROL_PLANE) up --settings $(SETTINGS) --wasm annotated-policy.wasm
+
+cluster-down: control-plane-bin
+	$(CONTROL_PLANE) down
+
+# The stories (e2e-tests/tests/cluster.rs) in that control plane. Without
+# Go (and no cached build) or without policy-server they are skipped with a
+# message; under CI=true that is a failure.
+e2e-cluster: policy.wasm
+	@missing=""; \
+	command -v policy-server >/dev/null || missing="policy-server (Kubewarden 1.36) on PATH"; \
+	command -v $(KWCTL) >/dev/null || missing="$$missing kwctl on PATH"; \
+	if [ -z "$$missing" ] && ! $(MAKE) --no-print-directory control-plane-bin >/dev/null; then missing="the control-plane tool"; fi; \
+	if [ -z "$$missing" ] && ! kube_dir="$$($(CONTROL_PLANE) kube)"; then missing="the Kubernetes programs (make kube needs Go)"; fi; \
+	if [ -n "$$missing" ]; then \
+		echo "skipped: the cluster stories need $$missing"; \
+		if [ "$${CI:-}" = true ]; then echo "CI=true: a missing runtime is a failure"; exit 1; fi; \
+		exit 0; \
+	fi; \
+	$(MAKE) --no-print-directory annotated-policy.wasm && \
+	$(CARGO) build --quiet --locked -p kubectl-deletion-cost --bin kubectl-deletion_cost && \
+	echo "cluster stories: Kubernetes $$($$kube_dir/kube-apiserver --version | cut -d' ' -f2), $$(policy-server --version | head -n1)" && \
+	KUBE_BIN_DIR="$$kube_dir" ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" DELETION_COST="$(TARGET_DIR)/debug/kubectl-deletion_cost" \
+		$(CARGO) test --locked -p e2e-tests --test cluster -- --ignored --test-threads=1 --nocapture
 
 # The real policy-server on loopback, its host calls answered by the
 # Kubernetes API stand-in (crates/policy-server-rig/src/kube_api): needs

@@ -181,10 +181,10 @@ fn where_to_find(program: Program) -> PathBuf {
     if let Some(dir) = std::env::var_os("KUBE_BIN_DIR") {
         return PathBuf::from(dir).join(program.name);
     }
-    if program.in_envtest {
-        if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
-            return PathBuf::from(dir).join(program.name);
-        }
+    if program.in_envtest
+        && let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS")
+    {
+        return PathBuf::from(dir).join(program.name);
     }
     cache_dir().join(program.name)
 }

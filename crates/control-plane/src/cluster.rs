@@ -333,7 +333,8 @@ impl ControlPlane {
 
     /// `kubectl get ARGS -o json`, parsed.
     pub fn get_json(&self, args: &[&str]) -> Result<Value> {
-        let mut all = args.to_vec();
+        let mut all = vec!["get"];
+        all.extend(args);
         all.extend(["-o", "json"]);
         let text = self.kubectl_quiet(&all)?;
         serde_json::from_str(&text).with_context(|| format!("kubectl get {args:?}: not JSON"))
@@ -390,7 +391,10 @@ impl Drop for ControlPlane {
         while let Some(mut p) = self.processes.pop() {
             p.stop();
         }
-        if self.remove_dir {
+        // A failed test keeps the logs and the audit log to read.
+        if std::thread::panicking() {
+            eprintln!("the cluster's files are kept in {}", self.dir.display());
+        } else if self.remove_dir {
             let _ = fs::remove_dir_all(&self.dir);
         }
     }
@@ -405,6 +409,18 @@ pub enum Credential<'a> {
 
 /// Runs `command` with `stdin`; stdout, or an error with stderr.
 pub fn run(command: &mut Command, stdin: Option<&str>) -> Result<String> {
+    let (stdout, _) = run_capturing(command, stdin)?;
+    Ok(stdout)
+}
+
+/// Runs `command` with `stdin`; stdout followed by stderr (where kubectl
+/// prints the warnings of admission webhooks), or an error with stderr.
+pub fn run_with_stderr(command: &mut Command, stdin: Option<&str>) -> Result<String> {
+    let (stdout, stderr) = run_capturing(command, stdin)?;
+    Ok(stdout + &stderr)
+}
+
+fn run_capturing(command: &mut Command, stdin: Option<&str>) -> Result<(String, String)> {
     command
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -420,6 +436,7 @@ pub fn run(command: &mut Command, stdin: Option<&str>) -> Result<String> {
         pipe.write_all(input.as_bytes())?;
     }
     let output = child.wait_with_output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     if !output.status.success() {
         let args: Vec<String> = command
             .get_args()
@@ -434,8 +451,10 @@ pub fn run(command: &mut Command, stdin: Option<&str>) -> Result<String> {
                 .unwrap_or_default(),
             args.join(" "),
             output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
+            stderr.trim()
         );
     }
-    String::from_utf8(output.stdout).context("kubectl printed something that is not UTF-8")
+    let stdout = String::from_utf8(output.stdout)
+        .context("a program printed something that is not UTF-8")?;
+    Ok((stdout, stderr))
 }

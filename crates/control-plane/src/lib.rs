@@ -12,8 +12,11 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod nodes;
 pub mod pki;
 pub mod process;
+pub mod webhook;
+pub mod workload;
 
 pub use binaries::Binaries;
 pub use cluster::ControlPlane;

@@ -16,6 +16,7 @@ pub struct Process {
 impl Process {
     /// Starts `command`, its stdout and stderr going to `dir/<name>.log`.
     pub fn spawn(name: &str, mut command: Command, dir: &Path) -> Result<Process> {
+        die_with_parent(&mut command);
         let log = dir.join(format!("{name}.log"));
         let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = command
@@ -87,6 +88,23 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A cluster left running by a test runner killed outright would hold its
+/// ports and burn CPU until the machine restarts: each program is told by
+/// the kernel to stop when the thread that started it ends.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: prctl is async-signal-safe and touches no memory of the
+    // parent; it is the only call made between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }
 
