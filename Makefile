@@ -17,7 +17,7 @@ WASM_OUT := $(TARGET_DIR)/$(WASM_TARGET)/release
 export DELETION_COST_POLICY_WASM := $(CURDIR)/policy.wasm
 
 
-.PHONY: kube control-plane-bin cluster cluster-down e2e-cluster
+.PHONY: kube control-plane-bin cluster cluster-down e2e-cluster bench-burst
 .PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench bench-readers bench-simulate profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
@@ -117,6 +117,15 @@ kube: control-plane-bin
 SETTINGS ?= examples/eks-hybrid-bursting.yaml
 cluster: annotated-policy.wasm kube
 	$(CONTROL_PLANE) up --settings $(SETTINGS) --wasm annotated-policy.wasm
+
+# Zone balance after a real scale-up burst (0 → 60, then 60 → 30 → 15 → 6
+# → 3), this policy against Kubernetes alone, run by run in one control
+# plane; and the time to bind 300 pods with and without the webhook:
+#   make bench-burst [BURST_RUNS=5] [BURST_JSON=target/bench-burst.json]
+BURST_RUNS ?= 5
+bench-burst: annotated-policy.wasm kube
+	$(CARGO) build --locked --profile native-release -p bench --bin bench-burst
+	$(TARGET_DIR)/native-release/bench-burst --runs $(BURST_RUNS) --wasm annotated-policy.wasm
 
 cluster-down: control-plane-bin
 	$(CONTROL_PLANE) down

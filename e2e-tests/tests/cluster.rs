@@ -92,33 +92,6 @@ fn on_node<'a>(pods: &'a [Pod], node: &str) -> Vec<&'a Pod> {
         .collect()
 }
 
-/// Zone → pods, by the node each runs on.
-fn per_zone<'a>(
-    pods: &'a [Pod],
-    zone_of: &BTreeMap<String, String>,
-) -> BTreeMap<String, Vec<&'a Pod>> {
-    let mut out: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
-    for p in pods {
-        let zone = p.node.as_ref().and_then(|n| zone_of.get(n)).cloned();
-        out.entry(zone.unwrap_or_else(|| "<none>".into()))
-            .or_default()
-            .push(p);
-    }
-    out
-}
-
-fn zone_of(nodes: &[Node], key: &str) -> BTreeMap<String, String> {
-    nodes
-        .iter()
-        .filter_map(|n| {
-            n.labels
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, zone)| (n.name.clone(), zone.clone()))
-        })
-        .collect()
-}
-
 /// EKS bursting, with Kubernetes alone first and then with the policy: a
 /// Deployment preferring the hybrid node (room for 3 pods) scaled to 15
 /// bursts onto the EC2 nodes; scaled back to 3, the policy keeps the hybrid
@@ -240,7 +213,7 @@ fn ranks_by_zone(pods: &[Pod]) -> BTreeMap<String, Vec<u32>> {
 fn ack_zones_keep_placeholders_out_and_zones_balanced() -> Result<()> {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let nodes = ack_nodes();
-    let zones = zone_of(&nodes, "available_zone");
+    let zones = nodes::zone_of(&nodes, "available_zone");
     let mut story = Story::start("ack", &nodes)?;
     let policy = example("ack-zones-placeholders.yaml")?;
     story.serve(policy.clone())?;
@@ -263,7 +236,7 @@ fn ack_zones_keep_placeholders_out_and_zones_balanced() -> Result<()> {
         ranks_by_zone(&pods)
     );
     let left = workload::scale(&mut story.plane, &web, 3)?;
-    let counts: BTreeMap<String, usize> = per_zone(&left, &zones)
+    let counts: BTreeMap<String, usize> = workload::per_zone(&left, &zones)
         .into_iter()
         .map(|(z, p)| (z, p.len()))
         .collect();
@@ -284,7 +257,7 @@ fn ack_zones_keep_placeholders_out_and_zones_balanced() -> Result<()> {
     workload::apply(&mut story.plane, &web)?;
     scale_one_by_one(&mut story.plane, &web, 0, 9)?;
     let left = workload::scale(&mut story.plane, &web, 3)?;
-    let counts: BTreeMap<String, usize> = per_zone(&left, &zones)
+    let counts: BTreeMap<String, usize> = workload::per_zone(&left, &zones)
         .into_iter()
         .map(|(z, p)| (z, p.len()))
         .collect();

@@ -110,3 +110,16 @@ pub fn create(plane: &mut ControlPlane, nodes: &[Node]) -> Result<()> {
         Ok(names.iter().all(|n| ready(n)))
     })
 }
+
+/// Node name → the value of its label `key`, for the nodes that carry it.
+pub fn zone_of(nodes: &[Node], key: &str) -> std::collections::BTreeMap<String, String> {
+    nodes
+        .iter()
+        .filter_map(|n| {
+            n.labels
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, zone)| (n.name.clone(), zone.clone()))
+        })
+        .collect()
+}

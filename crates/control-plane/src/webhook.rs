@@ -249,9 +249,6 @@ impl PolicyServer {
         let mut process = Process::spawn("policy-server", command, &dir)?;
         process.wait_ready(READY_WITHIN, "ready", || readiness(readiness_port))?;
         let url = format!("https://127.0.0.1:{port}");
-        let ca_pem = std::fs::read_to_string(&plane.ca.cert)?;
-        let configuration = policy.webhook_configuration(&url, &ca_pem);
-        plane.apply(&configuration.to_string())?;
         let log = process.log.clone();
         let server = PolicyServer {
             process,
@@ -259,50 +256,45 @@ impl PolicyServer {
             policy,
             log,
         };
-        server.wait_until_called(plane)?;
+        server.register(plane)?;
         Ok(server)
     }
 
-    /// The API server picks a new webhook configuration up a moment after
-    /// it is written: bind throwaway pods to a node that does not exist
-    /// until policy-server's warning about that node comes back.
-    fn wait_until_called(&self, plane: &mut ControlPlane) -> Result<()> {
+    /// Writes the webhook configuration and waits until the API server
+    /// calls policy-server.
+    pub fn register(&self, plane: &mut ControlPlane) -> Result<()> {
+        let ca_pem = std::fs::read_to_string(&plane.ca.cert)?;
+        let configuration = self.policy.webhook_configuration(&self.url, &ca_pem);
+        plane.apply(&configuration.to_string())?;
+        self.wait_for_calls(plane, true)
+    }
+
+    /// Deletes the webhook configuration and waits until the API server no
+    /// longer calls policy-server: Kubernetes alone, in the same cluster.
+    pub fn unregister(&self, plane: &mut ControlPlane) -> Result<()> {
+        plane.kubectl_quiet(&["delete", "mutatingwebhookconfiguration", &self.policy.id()])?;
+        self.wait_for_calls(plane, false)
+    }
+
+    /// The API server picks a webhook configuration up (or drops it) a
+    /// moment after it is written: bind throwaway pods to a node that does
+    /// not exist until policy-server's warning about that node comes back
+    /// (or stops coming).
+    fn wait_for_calls(&self, plane: &mut ControlPlane, called: bool) -> Result<()> {
         let started = Instant::now();
         for attempt in 0.. {
-            let pod = format!("webhook-canary-{attempt}");
-            plane.apply(&format!(
-                "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: {NAMESPACE}\nspec:\n  schedulerName: nobody\n  containers:\n  - name: pause\n    image: registry.k8s.io/pause:3.10\n"
-            ))?;
-            let binding = json!({
-                "apiVersion": "v1", "kind": "Binding",
-                "metadata": {"name": pod, "namespace": NAMESPACE},
-                "target": {"apiVersion": "v1", "kind": "Node", "name": "webhook-canary-node"},
-            });
-            let answer = crate::cluster::run_with_stderr(
-                plane.kubectl().args([
-                    "create",
-                    "--raw",
-                    &format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}/binding"),
-                    "-f",
-                    "-",
-                ]),
-                Some(&binding.to_string()),
-            )?;
-            plane.kubectl_quiet(&[
-                "delete",
-                "pod",
-                &pod,
-                "-n",
-                NAMESPACE,
-                "--grace-period=0",
-                "--force",
-            ])?;
-            if answer.contains("webhook-canary-node") {
+            let answer = canary_binding(plane, attempt)?;
+            if answer.contains(CANARY_NODE) == called {
                 return Ok(());
             }
             if started.elapsed() > Duration::from_secs(60) {
                 bail!(
-                    "the API server did not call policy-server within 60 s of the webhook configuration; the last binding answered: {answer}; policy-server's last lines:\n{}",
+                    "the API server {} policy-server 60 s after the webhook configuration changed; the last binding answered: {answer}; policy-server's last lines:\n{}",
+                    if called {
+                        "did not call"
+                    } else {
+                        "still called"
+                    },
                     self.process.last_lines(20)
                 );
             }
@@ -324,6 +316,42 @@ impl PolicyServer {
     pub fn last_lines(&self, n: usize) -> String {
         self.process.last_lines(n)
     }
+}
+
+const CANARY_NODE: &str = "webhook-canary-node";
+
+/// Binds a throwaway pod (that no scheduler takes) to a node that does not
+/// exist, and returns what kubectl printed, warnings included.
+fn canary_binding(plane: &ControlPlane, attempt: usize) -> Result<String> {
+    let pod = format!("webhook-canary-{}-{attempt}", std::process::id());
+    plane.apply(&format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\n  namespace: {NAMESPACE}\nspec:\n  schedulerName: nobody\n  containers:\n  - name: pause\n    image: registry.k8s.io/pause:3.10\n"
+    ))?;
+    let binding = json!({
+        "apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": pod, "namespace": NAMESPACE},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": CANARY_NODE},
+    });
+    let answer = crate::cluster::run_with_stderr(
+        plane.kubectl().args([
+            "create",
+            "--raw",
+            &format!("/api/v1/namespaces/{NAMESPACE}/pods/{pod}/binding"),
+            "-f",
+            "-",
+        ]),
+        Some(&binding.to_string()),
+    )?;
+    plane.kubectl_quiet(&[
+        "delete",
+        "pod",
+        &pod,
+        "-n",
+        NAMESPACE,
+        "--grace-period=0",
+        "--force",
+    ])?;
+    Ok(answer)
 }
 
 /// policy-server's readiness probe: plain HTTP on its own port, whatever

@@ -236,3 +236,88 @@ pub fn per_node(pods: &[Pod]) -> BTreeMap<String, usize> {
     }
     out
 }
+
+/// Each zone's pods, the zone being the label `zone_key` of the pod's node
+/// (`nodes`: node name → labels); pods on a node without it count under
+/// `<none>`.
+pub fn per_zone<'a>(
+    pods: &'a [Pod],
+    zone_of_node: &BTreeMap<String, String>,
+) -> BTreeMap<String, Vec<&'a Pod>> {
+    let mut out: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
+    for p in pods {
+        let zone = p.node.as_ref().and_then(|n| zone_of_node.get(n)).cloned();
+        out.entry(zone.unwrap_or_else(|| "<none>".into()))
+            .or_default()
+            .push(p);
+    }
+    out
+}
+
+/// How a zone's ranks stand: `duplicated` pods hold a rank another pod of
+/// the zone holds too; `missing` ranks below the highest are held by none;
+/// `unranked` pods carry no rank.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RankStats {
+    pub pods: usize,
+    pub duplicated: usize,
+    pub missing: usize,
+    pub unranked: usize,
+}
+
+pub fn rank_stats(pods: &[&Pod]) -> RankStats {
+    let ranks: Vec<u32> = pods
+        .iter()
+        .filter_map(|p| p.rank.as_deref().and_then(|r| r.parse().ok()))
+        .collect();
+    let distinct: std::collections::BTreeSet<u32> = ranks.iter().copied().collect();
+    let highest = distinct.last().map_or(0, |h| *h as usize + 1);
+    RankStats {
+        pods: pods.len(),
+        duplicated: ranks.len() - distinct.len(),
+        missing: highest - distinct.len(),
+        unranked: pods.len() - ranks.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(rank: Option<&str>) -> Pod {
+        Pod {
+            name: String::new(),
+            node: None,
+            cost: None,
+            zone: None,
+            rank: rank.map(String::from),
+            owner: None,
+            ready: true,
+            terminating: false,
+        }
+    }
+
+    #[test]
+    fn rank_stats_count_duplicates_gaps_and_unranked_pods() {
+        let pods = [
+            pod(Some("0")),
+            pod(Some("0")),
+            pod(Some("2")),
+            pod(None),
+            pod(Some("x")),
+        ];
+        let refs: Vec<&Pod> = pods.iter().collect();
+        assert_eq!(
+            rank_stats(&refs),
+            RankStats {
+                pods: 5,
+                duplicated: 1,
+                missing: 1,
+                unranked: 2
+            }
+        );
+        let clean = [pod(Some("1")), pod(Some("0"))];
+        let refs: Vec<&Pod> = clean.iter().collect();
+        assert_eq!(rank_stats(&refs).duplicated + rank_stats(&refs).missing, 0);
+    }
+}
