@@ -63,14 +63,20 @@ pub fn node_zone<'a>(settings: &Settings, node: &'a impl LabelLookup) -> Option<
     node.label(&zones.topology_key).filter(|z| !z.is_empty())
 }
 
+/// Whether `pod` holds capacity rather than serving: its priority class is
+/// listed, its labels match the selector, or its priority is at most
+/// `maxPriority`. The one test for the pod being bound and for its
+/// siblings alike.
 pub fn is_placeholder(settings: &Settings, pod: &Pod<'_>) -> bool {
     let Some(p) = &settings.placeholders else {
         return false;
     };
-    pod.spec
-        .priority_class_name
-        .as_ref()
-        .is_some_and(|pc| p.priority_class_names.iter().any(|n| n == pc.as_str()))
+    p.max_priority.is_some_and(|max| pod.priority() <= max)
+        || pod
+            .spec
+            .priority_class_name
+            .as_ref()
+            .is_some_and(|pc| p.priority_class_names.iter().any(|n| n == pc.as_str()))
         || p.pod_selector
             .as_ref()
             .is_some_and(|sel| sel.matches(&pod.metadata.labels))
@@ -261,6 +267,7 @@ mod tests {
             spec: PodSpec {
                 node_name: Some(node.into()),
                 priority_class_name: None,
+                priority: Some(0),
             },
             status: PodStatus {
                 phase: Some("Running".into()),
@@ -382,6 +389,43 @@ mod tests {
         );
         let p = pod("p", "rs", "n");
         assert_eq!(annotate(decide(&s, &node, Some(&p), None)).cost, 1);
+    }
+
+    #[rstest]
+    #[case::below(Some(-2), true)]
+    #[case::at_the_maximum(Some(-1), true)]
+    #[case::above(Some(0), false)]
+    #[case::int32_min(Some(i32::MIN), true)]
+    // The scheduler counts a pod without a priority as 0.
+    #[case::no_priority(None, false)]
+    fn max_priority_tells_placeholders(#[case] priority: Option<i32>, #[case] placeholder: bool) {
+        let s = settings(json!({"rules": [], "placeholders": {"maxPriority": -1}}));
+        let mut p = pod("p", "rs", "n");
+        p.spec.priority = priority;
+        // A class or labels of its own do not matter when they are not listed.
+        p.spec.priority_class_name = Some("batch-low".into());
+        assert_eq!(is_placeholder(&s, &p), placeholder);
+        let node = labels(&[("eks.amazonaws.com/compute-type", "hybrid")]);
+        let want = if placeholder {
+            Decision::Skip(Skip::Placeholder)
+        } else {
+            Decision::Skip(Skip::NothingApplies)
+        };
+        assert_eq!(decide(&s, &node, Some(&p), None), want);
+        // The same test keeps it out of a sibling list.
+        let s = settings(json!({"zones": {"balance": true}, "placeholders": {"maxPriority": -1}}));
+        let me = pod("me", "rs", "n");
+        assert_eq!(is_sibling(&s, &me, "rs", &p), !placeholder);
+    }
+
+    #[test]
+    fn max_priority_zero_takes_pods_without_a_priority() {
+        let s = settings(json!({"placeholders": {"maxPriority": 0}}));
+        let mut p = pod("p", "rs", "n");
+        p.spec.priority = None;
+        assert!(is_placeholder(&s, &p));
+        p.spec.priority = Some(1);
+        assert!(!is_placeholder(&s, &p));
     }
 
     #[rstest]

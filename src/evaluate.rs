@@ -1142,6 +1142,26 @@ mod tests {
     }
 
     #[test]
+    fn bad_input_pod_priority_not_an_int32() {
+        let mut me = rs_pod("web-1", "", json!(null));
+        me["spec"]["priority"] = json!(-1.5);
+        let host = hybrid_node("mi-1").expect("get_resource", pod_req("shop", "web-1"), Ok(me));
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"placeholders": {"maxPriority": -1}}),
+            ),
+            host,
+        );
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: cannot read pod \"shop/web-1\": malformed answer from the cluster: spec.priority: -1.5 is not an int32{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
     fn bad_input_invalid_existing_cost_kept() {
         // keepExistingCost keeps whatever the pod carries; the controller
         // reads an unparsable value as 0, as it would without this policy.

@@ -96,9 +96,15 @@ fn check_settings(s: &Settings, doc: &Value) {
     }
     if let Some(p) = &s.placeholders {
         assert!(
-            !p.priority_class_names.is_empty() || p.pod_selector.is_some(),
+            !p.priority_class_names.is_empty()
+                || p.pod_selector.is_some()
+                || p.max_priority.is_some(),
             "empty placeholders accepted"
         );
+        match (p.max_priority, &doc["placeholders"]["maxPriority"]) {
+            (None, raw) => assert!(raw.is_null(), "maxPriority {raw} was dropped"),
+            (Some(max), raw) => same_int(max, raw),
+        }
         for name in &p.priority_class_names {
             validate_dns_subdomain(name).expect("an invalid priority class name was accepted");
         }
@@ -559,6 +565,7 @@ fn settings_doc(u: &mut Unstructured) -> Result<Value> {
         let mut p = Map::new();
         maybe(u, &mut p, "priorityClassNames", |u| words(u, 2))?;
         maybe(u, &mut p, "podSelector", selector)?;
+        maybe(u, &mut p, "maxPriority", cost)?;
         Ok(Value::Object(p))
     })?;
     maybe(u, &mut s, "keepExistingCost", |u| {
