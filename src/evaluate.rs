@@ -169,6 +169,10 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
         Ok(b) => b,
         Err(e) => return failure(&settings, e),
     };
+    // No log line, whatever the outcome: policy-server parses every log
+    // event a guest sends, whatever its level, and each request pays for
+    // it. The audit annotations explain a decision; the warnings or the
+    // message explain an error.
     match decide(&settings, &binding, host) {
         Err(e) => failure(&settings, e.to_string()),
         Ok((Decision::Skip(skip), ctx)) => {
@@ -177,7 +181,6 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
                 Skip::ExistingCost(c) => format!("existing cost {c} kept"),
                 Skip::NothingApplies => "no rule matches".to_string(),
             };
-            log(host, &binding, &format!("pod left unchanged: {why}"), &[]);
             ctx.audit(Response::accept(), &binding)
                 .audit("decision", why)
         }
@@ -191,12 +194,10 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
                 Ok(m) => m,
                 Err(e) => return failure(&settings, format!("{}: {e}", binding.described())),
             };
-            let explained = explain(&a);
-            log(host, &binding, "pod-deletion-cost set", &explained);
             let mut resp = ctx
                 .audit(Response::accept(), &binding)
                 .audit("decision", "annotated");
-            for (k, v) in explained {
+            for (k, v) in explain(&a) {
                 resp = resp.audit(k, v);
             }
             resp.mutated_object = Some(mutated);
@@ -205,7 +206,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
     }
 }
 
-/// What the decision was based on, for audit annotations and logs.
+/// What the decision was based on, for the audit annotations.
 #[derive(Default)]
 struct Context {
     siblings: Option<usize>,
@@ -377,41 +378,6 @@ fn failure(settings: &Settings, problem: String) -> Response {
     }
 }
 
-/// A debug line for policy-server's log, in the shape the SDK's logger
-/// sends, without pulling the logging framework into the module. The
-/// line's `file`/`line`/`column` are those of the caller, so each line
-/// names the outcome that sent it, as the SDK's logging macros do.
-#[track_caller]
-fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, String)]) {
-    // Written by hand: building a JSON map for one line cost more than the
-    // rest of a typical evaluation.
-    let mut line = Vec::with_capacity(256);
-    line.extend_from_slice(br#"{"level":"debug","message":"#);
-    crate::json::push_str(&mut line, message);
-    line.extend_from_slice(br#","pod":"#);
-    crate::json::push_str(&mut line, &format!("{}/{}", binding.namespace, binding.pod));
-    line.extend_from_slice(br#","node":"#);
-    crate::json::push_str(&mut line, &binding.node);
-    for (k, v) in fields {
-        line.push(b',');
-        crate::json::push_str(&mut line, k);
-        line.push(b':');
-        crate::json::push_str(&mut line, v);
-    }
-    let caller = std::panic::Location::caller();
-    line.extend_from_slice(br#","file":"#);
-    crate::json::push_str(&mut line, caller.file());
-    line.extend_from_slice(
-        format!(
-            r#","line":{},"column":{}}}"#,
-            caller.line(),
-            caller.column()
-        )
-        .as_bytes(),
-    );
-    host.log(&line);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,7 +439,7 @@ mod tests {
             node_req("mi-1"),
             Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
         );
-        let (resp, host) = run(&payload(object.clone(), Value::Null), host);
+        let (resp, _) = run(&payload(object.clone(), Value::Null), host);
         assert!(resp.accepted);
         assert_eq!(resp.warnings, None);
         let mut expected = object;
@@ -485,36 +451,6 @@ mod tests {
         assert_eq!(audit.get("zone-cost"), None);
         assert_eq!(audit["deletion-cost"], "1");
         assert_eq!(audit["node"], "mi-1");
-        assert_eq!(host.logs.len(), 1);
-        assert_eq!(host.logs[0]["level"], "debug");
-        assert_eq!(host.logs[0]["deletion-cost"], "1");
-    }
-
-    /// Each debug line names the place that sent it, not the helper that
-    /// formats it: the annotated and the unchanged outcome point at their
-    /// own `log(...)` call in this file.
-    #[test]
-    fn log_lines_point_at_their_caller() {
-        let source: Vec<&str> = include_str!("evaluate.rs").lines().collect();
-        let sent_from = |labels: Value| {
-            let host = FakeHost::default().expect("get_resource", node_req("n1"), Ok(node(labels)));
-            let (_, host) = run(&payload(binding_object("web-1", "n1"), json!({})), host);
-            assert_eq!(host.logs.len(), 1);
-            let log = &host.logs[0];
-            assert_eq!(log["file"], file!());
-            let line = log["line"].as_u64().expect("a line number") as usize;
-            let column = log["column"].as_u64().expect("a column number") as usize;
-            let text = source[line - 1];
-            assert_eq!(
-                text.get(column - 1..).map(|t| t.starts_with("log(host")),
-                Some(true),
-                "line {line} column {column} is not a log call: {text:?}"
-            );
-            line
-        };
-        let annotated = sent_from(json!({"eks.amazonaws.com/compute-type": "hybrid"}));
-        let unchanged = sent_from(json!({"eks.amazonaws.com/compute-type": "ec2"}));
-        assert_ne!(annotated, unchanged);
     }
 
     #[test]
