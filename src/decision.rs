@@ -5,6 +5,7 @@ use crate::objects::{Pod, Text};
 use crate::selector::LabelLookup;
 use crate::settings::Settings;
 use std::collections::BTreeSet;
+use std::fmt;
 
 /// Why a pod is left exactly as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +37,48 @@ pub struct Annotate {
 pub enum Decision {
     Skip(Skip),
     Annotate(Annotate),
+}
+
+/// What became of a binding, as the `decision` audit annotation says it.
+/// Its `Display` is the one spelling of each outcome: the policy writes
+/// it, and `kubectl deletion-cost` reads it back with [`Outcome::parse`],
+/// so the two cannot drift apart. Audit log readers match on it too:
+/// changing a spelling changes the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The cost (with balance, the zone and rank too) written on the Binding.
+    Annotated,
+    /// The binding admitted exactly as it came, and why.
+    Unchanged(Skip),
+}
+
+impl Outcome {
+    /// The audit annotation that carries the outcome.
+    pub const AUDIT_KEY: &'static str = "decision";
+
+    /// The outcome an audit annotation names; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Some(match text {
+            "annotated" => Outcome::Annotated,
+            "placeholder" => Outcome::Unchanged(Skip::Placeholder),
+            "no rule matches" => Outcome::Unchanged(Skip::NothingApplies),
+            _ => {
+                let cost = text.strip_prefix("existing cost ")?.strip_suffix(" kept")?;
+                Outcome::Unchanged(Skip::ExistingCost(cost.to_string()))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Annotated => f.write_str("annotated"),
+            Outcome::Unchanged(Skip::Placeholder) => f.write_str("placeholder"),
+            Outcome::Unchanged(Skip::ExistingCost(cost)) => write!(f, "existing cost {cost} kept"),
+            Outcome::Unchanged(Skip::NothingApplies) => f.write_str("no rule matches"),
+        }
+    }
 }
 
 /// The first rule whose node selector matches, else the default cost.
@@ -426,6 +469,39 @@ mod tests {
         assert!(is_placeholder(&s, &p));
         p.spec.priority = Some(1);
         assert!(!is_placeholder(&s, &p));
+    }
+
+    /// The spellings audit log readers and `kubectl deletion-cost` rely on.
+    #[rstest]
+    #[case::annotated(Outcome::Annotated, "annotated")]
+    #[case::placeholder(Outcome::Unchanged(Skip::Placeholder), "placeholder")]
+    #[case::nothing_applies(Outcome::Unchanged(Skip::NothingApplies), "no rule matches")]
+    #[case::existing_cost(
+        Outcome::Unchanged(Skip::ExistingCost("42".into())),
+        "existing cost 42 kept"
+    )]
+    // A kept cost is whatever the pod carried, words included.
+    #[case::existing_cost_in_words(
+        Outcome::Unchanged(Skip::ExistingCost("not kept".into())),
+        "existing cost not kept kept"
+    )]
+    #[case::existing_cost_empty(
+        Outcome::Unchanged(Skip::ExistingCost(String::new())),
+        "existing cost  kept"
+    )]
+    fn outcome_spelling_round_trips(#[case] outcome: Outcome, #[case] spelled: &str) {
+        assert_eq!(outcome.to_string(), spelled);
+        assert_eq!(Outcome::parse(spelled), Some(outcome));
+    }
+
+    #[rstest]
+    #[case::empty("")]
+    #[case::other_case("Annotated")]
+    #[case::no_suffix("existing cost 42")]
+    #[case::no_prefix("cost 42 kept")]
+    #[case::the_tools_own_words("outside the policy's namespaceSelector")]
+    fn other_texts_are_no_outcome(#[case] text: &str) {
+        assert_eq!(Outcome::parse(text), None);
     }
 
     #[rstest]

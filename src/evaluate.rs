@@ -4,7 +4,7 @@
 
 use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
-use crate::decision::{self, Annotate, Decision, Skip};
+use crate::decision::{self, Annotate, Decision, Outcome};
 use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use crate::scan;
 use crate::settings::{self, OnLookupError, Settings};
@@ -175,15 +175,9 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
     // message explain an error.
     match decide(&settings, &binding, host) {
         Err(e) => failure(&settings, e.to_string()),
-        Ok((Decision::Skip(skip), ctx)) => {
-            let why = match &skip {
-                Skip::Placeholder => "placeholder".to_string(),
-                Skip::ExistingCost(c) => format!("existing cost {c} kept"),
-                Skip::NothingApplies => "no rule matches".to_string(),
-            };
-            ctx.audit(Response::accept(), &binding)
-                .audit("decision", why)
-        }
+        Ok((Decision::Skip(skip), ctx)) => ctx
+            .audit(Response::accept(), &binding)
+            .audit(Outcome::AUDIT_KEY, Outcome::Unchanged(skip).to_string()),
         Ok((Decision::Annotate(a), ctx)) => {
             let mut annotations = vec![(COST_ANNOTATION, a.cost.to_string())];
             if let (Some(zone), Some(rank)) = (&a.zone, a.rank) {
@@ -196,7 +190,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
             };
             let mut resp = ctx
                 .audit(Response::accept(), &binding)
-                .audit("decision", "annotated");
+                .audit(Outcome::AUDIT_KEY, Outcome::Annotated.to_string());
             for (k, v) in explain(&a) {
                 resp = resp.audit(k, v);
             }
@@ -382,6 +376,7 @@ fn failure(settings: &Settings, problem: String) -> Response {
 mod tests {
     use super::*;
     use crate::cluster::fake::FakeHost;
+    use crate::decision::Skip;
     use rstest::rstest;
     use serde_json::json;
 
@@ -425,6 +420,12 @@ mod tests {
         (resp, host)
     }
 
+    /// The `decision` audit annotation, read as `kubectl deletion-cost`
+    /// reads it.
+    fn outcome(resp: &Response) -> Option<Outcome> {
+        Outcome::parse(resp.audit_annotations.as_ref()?.get(Outcome::AUDIT_KEY)?)
+    }
+
     fn cost_of(resp: &Response) -> Option<String> {
         resp.mutated()?["metadata"]["annotations"][COST_ANNOTATION]
             .as_str()
@@ -445,6 +446,7 @@ mod tests {
         let mut expected = object;
         expected["metadata"]["annotations"] = json!({COST_ANNOTATION: "1"});
         assert_eq!(resp.mutated(), Some(expected));
+        assert_eq!(outcome(&resp), Some(Outcome::Annotated));
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["rule"], "hybrid");
         assert_eq!(audit["rule-cost"], "1");
@@ -465,8 +467,8 @@ mod tests {
         assert_eq!(resp.mutated(), None);
         assert_eq!(resp.warnings, None);
         assert_eq!(
-            resp.audit_annotations.unwrap()["decision"],
-            "no rule matches"
+            outcome(&resp),
+            Some(Outcome::Unchanged(Skip::NothingApplies))
         );
     }
 
@@ -724,16 +726,20 @@ mod tests {
         );
         assert!(resp.accepted);
         assert_eq!(resp.mutated(), None);
-        assert_eq!(resp.audit_annotations.unwrap()["decision"], "placeholder");
+        assert_eq!(outcome(&resp), Some(Outcome::Unchanged(Skip::Placeholder)));
     }
 
     #[rstest]
-    #[case::a_cost_is_kept(json!({COST_ANNOTATION: "42"}), None, "existing cost 42 kept")]
-    #[case::no_cost_yet(json!(null), Some("1"), "annotated")]
+    #[case::a_cost_is_kept(
+        json!({COST_ANNOTATION: "42"}),
+        None,
+        Outcome::Unchanged(Skip::ExistingCost("42".into()))
+    )]
+    #[case::no_cost_yet(json!(null), Some("1"), Outcome::Annotated)]
     fn keep_existing_cost(
         #[case] annotations: Value,
         #[case] cost: Option<&str>,
-        #[case] decision: &str,
+        #[case] decision: Outcome,
     ) {
         let me = rs_pod("web-1", "", annotations);
         let host = FakeHost::default()
@@ -753,7 +759,7 @@ mod tests {
         // The Binding is mutated exactly when a cost is written.
         assert_eq!(resp.mutated().is_some(), cost.is_some());
         assert_eq!(cost_of(&resp).as_deref(), cost);
-        assert_eq!(resp.audit_annotations.unwrap()["decision"], decision);
+        assert_eq!(outcome(&resp), Some(decision));
     }
 
     #[test]
@@ -1114,8 +1120,8 @@ mod tests {
         assert_eq!(resp.warnings, None);
         assert_eq!(resp.mutated(), None);
         assert_eq!(
-            resp.audit_annotations.unwrap()["decision"],
-            "existing cost abc kept"
+            outcome(&resp),
+            Some(Outcome::Unchanged(Skip::ExistingCost("abc".into())))
         );
     }
 
