@@ -11,12 +11,12 @@ use kubewarden_policy_sdk::host_capabilities::kubernetes::{
 use std::collections::BTreeSet;
 
 /// The waPC host as seen by the policy. The wasm entry points use the real
-/// host; tests and fuzzing answer from memory.
+/// host; tests and fuzzing answer from memory. The policy makes no
+/// `kubewarden`/`tracing` call: policy-server parses every log event, at
+/// any level, on the request's time (SPEC §4 step 5).
 pub trait Host {
     /// A `kubewarden`/`kubernetes`/`<operation>` host call.
     fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String>;
-    /// A `kubewarden`/`tracing`/`log` host call; failures are ignored.
-    fn log(&mut self, payload: &[u8]);
 }
 
 /// A failed lookup, phrased for an administrator reading a warning.
@@ -244,7 +244,6 @@ pub mod fake {
     #[derive(Default)]
     pub struct FakeHost {
         pub expected: VecDeque<(String, Value, Result<Value, String>)>,
-        pub logs: Vec<Value>,
     }
 
     impl FakeHost {
@@ -271,9 +270,6 @@ pub mod fake {
             assert_eq!(op, want_op);
             assert_eq!(got, want);
             answer.map(|v| serde_json::to_vec(&v).unwrap())
-        }
-        fn log(&mut self, payload: &[u8]) {
-            self.logs.push(serde_json::from_slice(payload).unwrap());
         }
     }
 }
@@ -312,7 +308,6 @@ mod tests {
                 self.0 = payload.to_vec();
                 Ok(Vec::new())
             }
-            fn log(&mut self, _: &[u8]) {}
         }
         let mut host = Echo(Vec::new());
         node(&mut host, name).unwrap();

@@ -5,6 +5,7 @@ use crate::objects::{Pod, Text};
 use crate::selector::LabelLookup;
 use crate::settings::Settings;
 use std::collections::BTreeSet;
+use std::fmt;
 
 /// Why a pod is left exactly as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +39,48 @@ pub enum Decision {
     Annotate(Annotate),
 }
 
+/// What became of a binding, as the `decision` audit annotation says it.
+/// Its `Display` is the one spelling of each outcome: the policy writes
+/// it, and `kubectl deletion-cost` reads it back with [`Outcome::parse`],
+/// so the two cannot drift apart. Audit log readers match on it too:
+/// changing a spelling changes the contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The cost (with balance, the zone and rank too) written on the Binding.
+    Annotated,
+    /// The binding admitted exactly as it came, and why.
+    Unchanged(Skip),
+}
+
+impl Outcome {
+    /// The audit annotation that carries the outcome.
+    pub const AUDIT_KEY: &'static str = "decision";
+
+    /// The outcome an audit annotation names; `None` for any other text.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        Some(match text {
+            "annotated" => Outcome::Annotated,
+            "placeholder" => Outcome::Unchanged(Skip::Placeholder),
+            "no rule matches" => Outcome::Unchanged(Skip::NothingApplies),
+            _ => {
+                let cost = text.strip_prefix("existing cost ")?.strip_suffix(" kept")?;
+                Outcome::Unchanged(Skip::ExistingCost(cost.to_string()))
+            }
+        })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Annotated => f.write_str("annotated"),
+            Outcome::Unchanged(Skip::Placeholder) => f.write_str("placeholder"),
+            Outcome::Unchanged(Skip::ExistingCost(cost)) => write!(f, "existing cost {cost} kept"),
+            Outcome::Unchanged(Skip::NothingApplies) => f.write_str("no rule matches"),
+        }
+    }
+}
+
 /// The first rule whose node selector matches, else the default cost.
 pub fn class_cost(settings: &Settings, node: &impl LabelLookup) -> Option<(String, i32)> {
     settings
@@ -63,14 +106,20 @@ pub fn node_zone<'a>(settings: &Settings, node: &'a impl LabelLookup) -> Option<
     node.label(&zones.topology_key).filter(|z| !z.is_empty())
 }
 
+/// Whether `pod` holds capacity rather than serving: its priority class is
+/// listed, its labels match the selector, or its priority is at most
+/// `maxPriority`. The one test for the pod being bound and for its
+/// siblings alike.
 pub fn is_placeholder(settings: &Settings, pod: &Pod<'_>) -> bool {
     let Some(p) = &settings.placeholders else {
         return false;
     };
-    pod.spec
-        .priority_class_name
-        .as_ref()
-        .is_some_and(|pc| p.priority_class_names.iter().any(|n| n == pc.as_str()))
+    p.max_priority.is_some_and(|max| pod.priority() <= max)
+        || pod
+            .spec
+            .priority_class_name
+            .as_ref()
+            .is_some_and(|pc| p.priority_class_names.iter().any(|n| n == pc.as_str()))
         || p.pod_selector
             .as_ref()
             .is_some_and(|sel| sel.matches(&pod.metadata.labels))
@@ -261,6 +310,7 @@ mod tests {
             spec: PodSpec {
                 node_name: Some(node.into()),
                 priority_class_name: None,
+                priority: Some(0),
             },
             status: PodStatus {
                 phase: Some("Running".into()),
@@ -382,6 +432,76 @@ mod tests {
         );
         let p = pod("p", "rs", "n");
         assert_eq!(annotate(decide(&s, &node, Some(&p), None)).cost, 1);
+    }
+
+    #[rstest]
+    #[case::below(Some(-2), true)]
+    #[case::at_the_maximum(Some(-1), true)]
+    #[case::above(Some(0), false)]
+    #[case::int32_min(Some(i32::MIN), true)]
+    // The scheduler counts a pod without a priority as 0.
+    #[case::no_priority(None, false)]
+    fn max_priority_tells_placeholders(#[case] priority: Option<i32>, #[case] placeholder: bool) {
+        let s = settings(json!({"rules": [], "placeholders": {"maxPriority": -1}}));
+        let mut p = pod("p", "rs", "n");
+        p.spec.priority = priority;
+        // A class or labels of its own do not matter when they are not listed.
+        p.spec.priority_class_name = Some("batch-low".into());
+        assert_eq!(is_placeholder(&s, &p), placeholder);
+        let node = labels(&[("eks.amazonaws.com/compute-type", "hybrid")]);
+        let want = if placeholder {
+            Decision::Skip(Skip::Placeholder)
+        } else {
+            Decision::Skip(Skip::NothingApplies)
+        };
+        assert_eq!(decide(&s, &node, Some(&p), None), want);
+        // The same test keeps it out of a sibling list.
+        let s = settings(json!({"zones": {"balance": true}, "placeholders": {"maxPriority": -1}}));
+        let me = pod("me", "rs", "n");
+        assert_eq!(is_sibling(&s, &me, "rs", &p), !placeholder);
+    }
+
+    #[test]
+    fn max_priority_zero_takes_pods_without_a_priority() {
+        let s = settings(json!({"placeholders": {"maxPriority": 0}}));
+        let mut p = pod("p", "rs", "n");
+        p.spec.priority = None;
+        assert!(is_placeholder(&s, &p));
+        p.spec.priority = Some(1);
+        assert!(!is_placeholder(&s, &p));
+    }
+
+    /// The spellings audit log readers and `kubectl deletion-cost` rely on.
+    #[rstest]
+    #[case::annotated(Outcome::Annotated, "annotated")]
+    #[case::placeholder(Outcome::Unchanged(Skip::Placeholder), "placeholder")]
+    #[case::nothing_applies(Outcome::Unchanged(Skip::NothingApplies), "no rule matches")]
+    #[case::existing_cost(
+        Outcome::Unchanged(Skip::ExistingCost("42".into())),
+        "existing cost 42 kept"
+    )]
+    // A kept cost is whatever the pod carried, words included.
+    #[case::existing_cost_in_words(
+        Outcome::Unchanged(Skip::ExistingCost("not kept".into())),
+        "existing cost not kept kept"
+    )]
+    #[case::existing_cost_empty(
+        Outcome::Unchanged(Skip::ExistingCost(String::new())),
+        "existing cost  kept"
+    )]
+    fn outcome_spelling_round_trips(#[case] outcome: Outcome, #[case] spelled: &str) {
+        assert_eq!(outcome.to_string(), spelled);
+        assert_eq!(Outcome::parse(spelled), Some(outcome));
+    }
+
+    #[rstest]
+    #[case::empty("")]
+    #[case::other_case("Annotated")]
+    #[case::no_suffix("existing cost 42")]
+    #[case::no_prefix("cost 42 kept")]
+    #[case::the_tools_own_words("outside the policy's namespaceSelector")]
+    fn other_texts_are_no_outcome(#[case] text: &str) {
+        assert_eq!(Outcome::parse(text), None);
     }
 
     #[rstest]

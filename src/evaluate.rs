@@ -4,7 +4,7 @@
 
 use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
-use crate::decision::{self, Annotate, Decision, Skip};
+use crate::decision::{self, Annotate, Decision, Outcome};
 use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use crate::scan;
 use crate::settings::{self, OnLookupError, Settings};
@@ -169,18 +169,15 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
         Ok(b) => b,
         Err(e) => return failure(&settings, e),
     };
+    // No log line, whatever the outcome: policy-server parses every log
+    // event a guest sends, whatever its level, and each request pays for
+    // it. The audit annotations explain a decision; the warnings or the
+    // message explain an error.
     match decide(&settings, &binding, host) {
         Err(e) => failure(&settings, e.to_string()),
-        Ok((Decision::Skip(skip), ctx)) => {
-            let why = match &skip {
-                Skip::Placeholder => "placeholder".to_string(),
-                Skip::ExistingCost(c) => format!("existing cost {c} kept"),
-                Skip::NothingApplies => "no rule matches".to_string(),
-            };
-            log(host, &binding, &format!("pod left unchanged: {why}"), &[]);
-            ctx.audit(Response::accept(), &binding)
-                .audit("decision", why)
-        }
+        Ok((Decision::Skip(skip), ctx)) => ctx
+            .audit(Response::accept(), &binding)
+            .audit(Outcome::AUDIT_KEY, Outcome::Unchanged(skip).to_string()),
         Ok((Decision::Annotate(a), ctx)) => {
             let mut annotations = vec![(COST_ANNOTATION, a.cost.to_string())];
             if let (Some(zone), Some(rank)) = (&a.zone, a.rank) {
@@ -191,12 +188,10 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
                 Ok(m) => m,
                 Err(e) => return failure(&settings, format!("{}: {e}", binding.described())),
             };
-            let explained = explain(&a);
-            log(host, &binding, "pod-deletion-cost set", &explained);
             let mut resp = ctx
                 .audit(Response::accept(), &binding)
-                .audit("decision", "annotated");
-            for (k, v) in explained {
+                .audit(Outcome::AUDIT_KEY, Outcome::Annotated.to_string());
+            for (k, v) in explain(&a) {
                 resp = resp.audit(k, v);
             }
             resp.mutated_object = Some(mutated);
@@ -205,7 +200,7 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
     }
 }
 
-/// What the decision was based on, for audit annotations and logs.
+/// What the decision was based on, for the audit annotations.
 #[derive(Default)]
 struct Context {
     siblings: Option<usize>,
@@ -377,45 +372,11 @@ fn failure(settings: &Settings, problem: String) -> Response {
     }
 }
 
-/// A debug line for policy-server's log, in the shape the SDK's logger
-/// sends, without pulling the logging framework into the module. The
-/// line's `file`/`line`/`column` are those of the caller, so each line
-/// names the outcome that sent it, as the SDK's logging macros do.
-#[track_caller]
-fn log(host: &mut dyn Host, binding: &Binding, message: &str, fields: &[(&str, String)]) {
-    // Written by hand: building a JSON map for one line cost more than the
-    // rest of a typical evaluation.
-    let mut line = Vec::with_capacity(256);
-    line.extend_from_slice(br#"{"level":"debug","message":"#);
-    crate::json::push_str(&mut line, message);
-    line.extend_from_slice(br#","pod":"#);
-    crate::json::push_str(&mut line, &format!("{}/{}", binding.namespace, binding.pod));
-    line.extend_from_slice(br#","node":"#);
-    crate::json::push_str(&mut line, &binding.node);
-    for (k, v) in fields {
-        line.push(b',');
-        crate::json::push_str(&mut line, k);
-        line.push(b':');
-        crate::json::push_str(&mut line, v);
-    }
-    let caller = std::panic::Location::caller();
-    line.extend_from_slice(br#","file":"#);
-    crate::json::push_str(&mut line, caller.file());
-    line.extend_from_slice(
-        format!(
-            r#","line":{},"column":{}}}"#,
-            caller.line(),
-            caller.column()
-        )
-        .as_bytes(),
-    );
-    host.log(&line);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cluster::fake::FakeHost;
+    use crate::decision::Skip;
     use rstest::rstest;
     use serde_json::json;
 
@@ -459,6 +420,12 @@ mod tests {
         (resp, host)
     }
 
+    /// The `decision` audit annotation, read as `kubectl deletion-cost`
+    /// reads it.
+    fn outcome(resp: &Response) -> Option<Outcome> {
+        Outcome::parse(resp.audit_annotations.as_ref()?.get(Outcome::AUDIT_KEY)?)
+    }
+
     fn cost_of(resp: &Response) -> Option<String> {
         resp.mutated()?["metadata"]["annotations"][COST_ANNOTATION]
             .as_str()
@@ -473,48 +440,19 @@ mod tests {
             node_req("mi-1"),
             Ok(node(json!({"eks.amazonaws.com/compute-type":"hybrid"}))),
         );
-        let (resp, host) = run(&payload(object.clone(), Value::Null), host);
+        let (resp, _) = run(&payload(object.clone(), Value::Null), host);
         assert!(resp.accepted);
         assert_eq!(resp.warnings, None);
         let mut expected = object;
         expected["metadata"]["annotations"] = json!({COST_ANNOTATION: "1"});
         assert_eq!(resp.mutated(), Some(expected));
+        assert_eq!(outcome(&resp), Some(Outcome::Annotated));
         let audit = resp.audit_annotations.unwrap();
         assert_eq!(audit["rule"], "hybrid");
         assert_eq!(audit["rule-cost"], "1");
         assert_eq!(audit.get("zone-cost"), None);
         assert_eq!(audit["deletion-cost"], "1");
         assert_eq!(audit["node"], "mi-1");
-        assert_eq!(host.logs.len(), 1);
-        assert_eq!(host.logs[0]["level"], "debug");
-        assert_eq!(host.logs[0]["deletion-cost"], "1");
-    }
-
-    /// Each debug line names the place that sent it, not the helper that
-    /// formats it: the annotated and the unchanged outcome point at their
-    /// own `log(...)` call in this file.
-    #[test]
-    fn log_lines_point_at_their_caller() {
-        let source: Vec<&str> = include_str!("evaluate.rs").lines().collect();
-        let sent_from = |labels: Value| {
-            let host = FakeHost::default().expect("get_resource", node_req("n1"), Ok(node(labels)));
-            let (_, host) = run(&payload(binding_object("web-1", "n1"), json!({})), host);
-            assert_eq!(host.logs.len(), 1);
-            let log = &host.logs[0];
-            assert_eq!(log["file"], file!());
-            let line = log["line"].as_u64().expect("a line number") as usize;
-            let column = log["column"].as_u64().expect("a column number") as usize;
-            let text = source[line - 1];
-            assert_eq!(
-                text.get(column - 1..).map(|t| t.starts_with("log(host")),
-                Some(true),
-                "line {line} column {column} is not a log call: {text:?}"
-            );
-            line
-        };
-        let annotated = sent_from(json!({"eks.amazonaws.com/compute-type": "hybrid"}));
-        let unchanged = sent_from(json!({"eks.amazonaws.com/compute-type": "ec2"}));
-        assert_ne!(annotated, unchanged);
     }
 
     #[test]
@@ -529,8 +467,8 @@ mod tests {
         assert_eq!(resp.mutated(), None);
         assert_eq!(resp.warnings, None);
         assert_eq!(
-            resp.audit_annotations.unwrap()["decision"],
-            "no rule matches"
+            outcome(&resp),
+            Some(Outcome::Unchanged(Skip::NothingApplies))
         );
     }
 
@@ -788,16 +726,20 @@ mod tests {
         );
         assert!(resp.accepted);
         assert_eq!(resp.mutated(), None);
-        assert_eq!(resp.audit_annotations.unwrap()["decision"], "placeholder");
+        assert_eq!(outcome(&resp), Some(Outcome::Unchanged(Skip::Placeholder)));
     }
 
     #[rstest]
-    #[case::a_cost_is_kept(json!({COST_ANNOTATION: "42"}), None, "existing cost 42 kept")]
-    #[case::no_cost_yet(json!(null), Some("1"), "annotated")]
+    #[case::a_cost_is_kept(
+        json!({COST_ANNOTATION: "42"}),
+        None,
+        Outcome::Unchanged(Skip::ExistingCost("42".into()))
+    )]
+    #[case::no_cost_yet(json!(null), Some("1"), Outcome::Annotated)]
     fn keep_existing_cost(
         #[case] annotations: Value,
         #[case] cost: Option<&str>,
-        #[case] decision: &str,
+        #[case] decision: Outcome,
     ) {
         let me = rs_pod("web-1", "", annotations);
         let host = FakeHost::default()
@@ -817,7 +759,7 @@ mod tests {
         // The Binding is mutated exactly when a cost is written.
         assert_eq!(resp.mutated().is_some(), cost.is_some());
         assert_eq!(cost_of(&resp).as_deref(), cost);
-        assert_eq!(resp.audit_annotations.unwrap()["decision"], decision);
+        assert_eq!(outcome(&resp), Some(decision));
     }
 
     #[test]
@@ -1142,6 +1084,26 @@ mod tests {
     }
 
     #[test]
+    fn bad_input_pod_priority_not_an_int32() {
+        let mut me = rs_pod("web-1", "", json!(null));
+        me["spec"]["priority"] = json!(-1.5);
+        let host = hybrid_node("mi-1").expect("get_resource", pod_req("shop", "web-1"), Ok(me));
+        let (resp, _) = run(
+            &payload(
+                binding_object("web-1", "mi-1"),
+                json!({"placeholders": {"maxPriority": -1}}),
+            ),
+            host,
+        );
+        assert_eq!(
+            warned(resp),
+            format!(
+                "pod-deletion-cost: cannot read pod \"shop/web-1\": malformed answer from the cluster: spec.priority: -1.5 is not an int32{ADMITTED}"
+            )
+        );
+    }
+
+    #[test]
     fn bad_input_invalid_existing_cost_kept() {
         // keepExistingCost keeps whatever the pod carries; the controller
         // reads an unparsable value as 0, as it would without this policy.
@@ -1158,8 +1120,8 @@ mod tests {
         assert_eq!(resp.warnings, None);
         assert_eq!(resp.mutated(), None);
         assert_eq!(
-            resp.audit_annotations.unwrap()["decision"],
-            "existing cost abc kept"
+            outcome(&resp),
+            Some(Outcome::Unchanged(Skip::ExistingCost("abc".into())))
         );
     }
 

@@ -44,10 +44,6 @@ mod wasm {
             guest::host_call("kubewarden", "kubernetes", operation, payload)
                 .map_err(|e| crate::host_error_text(&e.to_string()).to_string())
         }
-
-        fn log(&mut self, payload: &[u8]) {
-            let _ = guest::host_call("kubewarden", "tracing", "log", payload);
-        }
     }
 
     #[unsafe(no_mangle)]

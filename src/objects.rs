@@ -195,6 +195,10 @@ pub struct PodSpec<'a> {
     pub node_name: Option<Text<'a>>,
     #[serde(borrow, default)]
     pub priority_class_name: Option<Text<'a>>,
+    /// The pod's resolved priority (its PriorityClass's value, set at
+    /// admission); see `Pod::priority` for a pod without one.
+    #[serde(default)]
+    pub priority: Option<i32>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -265,6 +269,12 @@ impl Pod<'_> {
     pub fn node_name(&self) -> &str {
         self.spec.node_name.as_ref().map_or("", Text::as_str)
     }
+
+    /// The priority the scheduler and preemption go by: a pod without
+    /// `spec.priority` counts as 0, as the scheduler counts it.
+    pub fn priority(&self) -> i32 {
+        self.spec.priority.unwrap_or(0)
+    }
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
@@ -298,6 +308,7 @@ mod tests {
         assert!(pod.metadata.deletion_timestamp.is_some());
         assert_eq!(pod.node_name(), "n1");
         assert_eq!(pod.spec.priority_class_name, Some("low".into()));
+        assert_eq!(pod.spec.priority, Some(-1));
         assert_eq!(pod.status.phase, Some("Running".into()));
         // Strings without escapes are borrowed, not copied.
         assert!(matches!(pod.metadata.uid.0, Cow::Borrowed(_)));

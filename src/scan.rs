@@ -470,6 +470,42 @@ impl<'a> Reader<'a> {
         raw
     }
 
+    /// A JSON integer that fits an int32 (`null`: none). A fraction, an
+    /// exponent or a value out of range is an error, as serde's `i32`
+    /// makes it, not a number rounded or wrapped into range.
+    fn opt_i32(&mut self, path: Path) -> Option<i32> {
+        if self.null(path) {
+            return None;
+        }
+        if !matches!(self.peek(), Some(b'-' | b'0'..=b'9')) {
+            self.expected(path, "an int32");
+            return None;
+        }
+        let start = self.at;
+        while matches!(
+            self.bytes.get(self.at),
+            Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+        ) {
+            self.at += 1;
+        }
+        let token = self.text.get(start..self.at).unwrap_or_default();
+        let digits = token.strip_prefix('-').unwrap_or(token);
+        // JSON's integer grammar: no sign but a leading '-', no leading
+        // zero; and "-0", which serde_json reads as a float, as the serde
+        // views this reader is tested against do.
+        let integer = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'))
+            && token != "-0";
+        match token.parse::<i32>() {
+            Ok(v) if integer => Some(v),
+            _ => {
+                self.fail(format!("{path}: {token} is not an int32"));
+                None
+            }
+        }
+    }
+
     #[inline]
     fn opt_string(&mut self, path: Path) -> Option<Text<'a>> {
         if self.null(path) {
@@ -592,6 +628,7 @@ impl<'a> Reader<'a> {
             "spec" => r.members(here, |r, key, here| match key.as_str() {
                 "nodeName" => pod.spec.node_name = r.opt_string(here),
                 "priorityClassName" => pod.spec.priority_class_name = r.opt_string(here),
+                "priority" => pod.spec.priority = r.opt_i32(here),
                 _ => r.skip(here),
             }),
             "status" => r.members(here, |r, key, here| match key.as_str() {
@@ -758,6 +795,20 @@ mod tests {
         assert_eq!(unlabelled[0].metadata.uid, seen[0].metadata.uid);
     }
 
+    #[rstest]
+    #[case::negative("-1", Some(-1))]
+    #[case::zero("0", Some(0))]
+    #[case::int32_min("-2147483648", Some(i32::MIN))]
+    #[case::int32_max("2147483647", Some(i32::MAX))]
+    #[case::null("null", None)]
+    fn priorities_are_read(#[case] written: &str, #[case] priority: Option<i32>) {
+        let text = format!(r#"{{"spec":{{"priority": {written} ,"nodeName":"n"}}}}"#);
+        let p = pod(&text).unwrap();
+        assert_eq!((p.spec.priority, p.node_name()), (priority, "n"));
+        let theirs: Pod = serde_json::from_str(&text).unwrap();
+        assert_eq!(p, theirs);
+    }
+
     #[test]
     fn unicode_escapes_are_decoded() {
         let p = pod(r#"{"metadata":{"labels":{"a\u0062":"\ud83d\ude00\u00e9\n"}}}"#).unwrap();
@@ -840,6 +891,31 @@ mod tests {
     #[case::node_name_not_a_string(
         r#"{"spec":{"nodeName":["n"]}}"#,
         "spec.nodeName: expected a string, found a list"
+    )]
+    #[case::priority_a_string(
+        r#"{"spec":{"priority":"-1"}}"#,
+        "spec.priority: expected an int32, found a string"
+    )]
+    #[case::priority_beyond_int32(
+        r#"{"spec":{"priority":2147483648}}"#,
+        "spec.priority: 2147483648 is not an int32"
+    )]
+    #[case::priority_a_fraction(
+        r#"{"spec":{"priority":-1.0}}"#,
+        "spec.priority: -1.0 is not an int32"
+    )]
+    #[case::priority_an_exponent(
+        r#"{"spec":{"priority":1e3}}"#,
+        "spec.priority: 1e3 is not an int32"
+    )]
+    #[case::priority_minus_zero(r#"{"spec":{"priority":-0}}"#, "spec.priority: -0 is not an int32")]
+    #[case::priority_leading_zero(
+        r#"{"spec":{"priority":01}}"#,
+        "spec.priority: 01 is not an int32"
+    )]
+    #[case::priority_plus_sign(
+        r#"{"spec":{"priority":+1}}"#,
+        "spec.priority: expected an int32, found text that is not JSON"
     )]
     #[case::unclosed_map(
         r#"{"metadata":{"name":"a"}"#,

@@ -42,6 +42,8 @@ pub struct Zones {
 pub struct Placeholders {
     pub priority_class_names: Vec<String>,
     pub pod_selector: Option<LabelSelector>,
+    /// Pods whose `spec.priority` is at most this are placeholders.
+    pub max_priority: Option<i32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -142,6 +144,7 @@ struct RawPlaceholders {
     #[serde(default)]
     priority_class_names: Vec<String>,
     pod_selector: Option<LabelSelector>,
+    max_priority: Option<serde_json::Number>,
 }
 
 /// Parses and validates settings given as JSON. `null` (what policy-server
@@ -339,12 +342,20 @@ impl RawSettings {
                     }
                     sel.validate("placeholders.podSelector")?;
                 }
-                if p.priority_class_names.is_empty() && p.pod_selector.is_none() {
-                    return Err("placeholders: give priorityClassNames, podSelector or both".into());
+                let max_priority = p
+                    .max_priority
+                    .map(|n| int32(&n, "placeholders.maxPriority"))
+                    .transpose()?;
+                if p.priority_class_names.is_empty()
+                    && p.pod_selector.is_none()
+                    && max_priority.is_none()
+                {
+                    return Err("placeholders: give at least one of priorityClassNames, podSelector and maxPriority".into());
                 }
                 Ok(Placeholders {
                     priority_class_names: p.priority_class_names,
                     pod_selector: p.pod_selector,
+                    max_priority,
                 })
             })
             .transpose()?;
@@ -408,11 +419,12 @@ mod tests {
             }],
             "defaultDeletionCost": 0,
             "zones": {"topologyKey": "available_zone", "deletionCosts": {"i": 10, "k": 0}, "balance": true},
-            "placeholders": {"priorityClassNames": ["default-priority-class"], "podSelector": {"matchLabels": {"app": "ack-place-holder"}}},
+            "placeholders": {"priorityClassNames": ["default-priority-class"], "podSelector": {"matchLabels": {"app": "ack-place-holder"}}, "maxPriority": -1},
             "keepExistingCost": true,
             "onLookupError": "reject"
         }))
         .unwrap();
+        assert_eq!(s.placeholders.as_ref().unwrap().max_priority, Some(-1));
         assert_eq!(s.default_deletion_cost, Some(0));
         let z = s.zones.as_ref().unwrap();
         assert_eq!(z.topology_key, "available_zone");
@@ -630,7 +642,54 @@ mod tests {
         );
         assert_eq!(
             err(json!({"placeholders": {}})),
-            "placeholders: give priorityClassNames, podSelector or both"
+            "placeholders: give at least one of priorityClassNames, podSelector and maxPriority"
+        );
+        // null is how YAML writes an absent value: still none of the three.
+        assert_eq!(
+            err(json!({"placeholders": {"maxPriority": null}})),
+            "placeholders: give at least one of priorityClassNames, podSelector and maxPriority"
+        );
+        assert_eq!(
+            err(json!({"placeholders": {"maxPriorty": -1}})),
+            "placeholders.maxPriorty: unknown field `maxPriorty`, expected one of `priorityClassNames`, `podSelector`, `maxPriority`"
+        );
+    }
+
+    #[rstest]
+    #[case::negative(json!(-1), -1)]
+    #[case::zero(json!(0), 0)]
+    #[case::int32_min(json!(-2147483648i64), i32::MIN)]
+    #[case::int32_max(json!(2147483647), i32::MAX)]
+    fn max_priority_alone_makes_placeholders(#[case] given: serde_json::Value, #[case] max: i32) {
+        let s = parse_value(json!({"placeholders": {"maxPriority": given}})).unwrap();
+        let p = s.placeholders.as_ref().unwrap();
+        assert_eq!(p.max_priority, Some(max));
+        assert!(p.priority_class_names.is_empty() && p.pod_selector.is_none());
+        // Telling a placeholder needs the pod.
+        assert!(s.needs_pod());
+    }
+
+    #[rstest]
+    #[case::beyond_int32(
+        json!(2147483648u64),
+        "placeholders.maxPriority: 2147483648 is not an int32 (an integer from -2147483648 to 2147483647)"
+    )]
+    #[case::below_int32(
+        json!(-2147483649i64),
+        "placeholders.maxPriority: -2147483649 is not an int32 (an integer from -2147483648 to 2147483647)"
+    )]
+    #[case::a_fraction(
+        json!(-0.5),
+        "placeholders.maxPriority: -0.5 is not an int32 (an integer from -2147483648 to 2147483647)"
+    )]
+    #[case::a_string(
+        json!("-1"),
+        "placeholders.maxPriority: invalid type: string \"-1\", expected a JSON number"
+    )]
+    fn bad_input_max_priority(#[case] given: serde_json::Value, #[case] message: &str) {
+        assert_eq!(
+            err(json!({"placeholders": {"maxPriority": given}})),
+            message
         );
     }
 

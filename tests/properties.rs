@@ -81,20 +81,30 @@ fn zones() -> impl Strategy<Value = Value> {
 }
 
 fn placeholders() -> impl Strategy<Value = Value> {
-    (any::<bool>(), any::<bool>()).prop_map(|(by_class, by_label)| {
-        let mut p = Map::new();
-        // At least one of the two: the settings require it.
-        if by_class || !by_label {
-            p.insert("priorityClassNames".into(), json!([PLACEHOLDER_CLASS]));
-        }
-        if by_label {
-            p.insert(
-                "podSelector".into(),
-                json!({"matchLabels": {PLACEHOLDER_LABEL.0: PLACEHOLDER_LABEL.1}}),
-            );
-        }
-        Value::Object(p)
-    })
+    (
+        any::<bool>(),
+        any::<bool>(),
+        // -1 takes the placeholder-class pods (priority -1) whether or not
+        // the class is listed; 0 takes every pod.
+        prop::option::weighted(0.4, select(&[-1, 0][..])),
+    )
+        .prop_map(|(by_class, by_label, max_priority)| {
+            let mut p = Map::new();
+            // At least one of the three: the settings require it.
+            if by_class || (!by_label && max_priority.is_none()) {
+                p.insert("priorityClassNames".into(), json!([PLACEHOLDER_CLASS]));
+            }
+            if by_label {
+                p.insert(
+                    "podSelector".into(),
+                    json!({"matchLabels": {PLACEHOLDER_LABEL.0: PLACEHOLDER_LABEL.1}}),
+                );
+            }
+            if let Some(max) = max_priority {
+                p.insert("maxPriority".into(), json!(max));
+            }
+            Value::Object(p)
+        })
 }
 
 fn settings() -> impl Strategy<Value = Value> {
@@ -445,11 +455,6 @@ impl Host for MemHost<'_> {
         };
         Ok(serde_json::to_vec(&answer).expect("answers serialise"))
     }
-
-    fn log(&mut self, payload: &[u8]) {
-        let line: Value = serde_json::from_slice(payload).expect("log lines are JSON");
-        assert_eq!(line["level"], "debug");
-    }
 }
 
 fn binding(name: &str, node: &str, annotations: u8) -> Value {
@@ -545,7 +550,24 @@ fn sibling_zone(cluster: &Cluster, pod: &Value, topology_key: &str) -> Option<St
     }
 }
 
-fn is_live_sibling(pod: &Value, owner_uid: &str, placeholders: bool) -> bool {
+/// A placeholder by the generated settings' own terms (`placeholders` is
+/// their `placeholders` value, `null` when absent), read from the JSON
+/// rather than through the policy's parsed settings.
+fn is_placeholder(pod: &Value, placeholders: &Value) -> bool {
+    let by_class = placeholders["priorityClassNames"]
+        .as_array()
+        .is_some_and(|names| names.contains(&pod["spec"]["priorityClassName"]));
+    let by_label = !placeholders["podSelector"].is_null()
+        && pod["metadata"]["labels"][PLACEHOLDER_LABEL.0] == PLACEHOLDER_LABEL.1;
+    // The scheduler counts a pod without a priority as 0.
+    let priority = pod["spec"]["priority"].as_i64().unwrap_or(0);
+    let by_priority = placeholders["maxPriority"]
+        .as_i64()
+        .is_some_and(|max| priority <= max);
+    by_class || by_label || by_priority
+}
+
+fn is_live_sibling(pod: &Value, owner_uid: &str, placeholders: &Value) -> bool {
     pod["metadata"]["ownerReferences"][0]["uid"] == owner_uid
         && pod["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
         && pod["metadata"].get("deletionTimestamp").is_none()
@@ -556,9 +578,7 @@ fn is_live_sibling(pod: &Value, owner_uid: &str, placeholders: bool) -> bool {
         && pod["spec"]["nodeName"]
             .as_str()
             .is_some_and(|n| !n.is_empty())
-        && !(placeholders
-            && (pod["spec"]["priorityClassName"] == PLACEHOLDER_CLASS
-                || pod["metadata"]["labels"][PLACEHOLDER_LABEL.0] == PLACEHOLDER_LABEL.1))
+        && !is_placeholder(pod, placeholders)
 }
 
 /// A rank as the policy writes it (plain decimal), by a round trip through
@@ -589,7 +609,7 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
         cluster
             .pods
             .iter()
-            .filter(|p| is_live_sibling(p, owner, parsed.placeholders.is_some()))
+            .filter(|p| is_live_sibling(p, owner, &s.settings["placeholders"]))
             .filter(|p| sibling_zone(cluster, p, key).as_deref() == Some(zone))
             .filter_map(|p| p["metadata"]["annotations"][RANK_ANNOTATION].as_str())
             .filter_map(canonical_rank)
@@ -626,6 +646,12 @@ fn run(s: &Scenario) -> Result<(), TestCaseError> {
                 "mutated object policy-server cannot read: {raw}"
             );
             let mutated = &parsed.unwrap_or_default();
+            let placeholder = cluster
+                .pods
+                .iter()
+                .find(|pod| pod["metadata"]["name"] == name.as_str())
+                .is_some_and(|pod| is_placeholder(pod, &s.settings["placeholders"]));
+            prop_assert!(!placeholder, "placeholder pod {} annotated", name);
             written = written_annotations(&object, mutated);
             let cost = written
                 .get(COST_ANNOTATION)
@@ -774,6 +800,16 @@ fn string_or_null() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// A `spec.priority` as the API server writes it: any int32, or none.
+fn priority_or_null() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        Just(Value::Null),
+        any::<i32>().prop_map(|n| json!(n)),
+        Just(json!(i32::MIN)),
+        Just(json!(i32::MAX)),
+    ]
+}
+
 /// Pod-shaped JSON: the fields the policy reads, with odd but valid
 /// values, next to arbitrary other fields.
 fn pod_shaped_json() -> impl Strategy<Value = Value> {
@@ -801,15 +837,16 @@ fn pod_shaped_json() -> impl Strategy<Value = Value> {
         (string_or_null(), string_or_null(), labels, annotations),
         prop::collection::vec(owner, 0..3),
         prop_oneof![Just(Value::Null), Just(json!("2026-01-01T00:00:00Z")), Just(json!({"a": [1]}))],
-        (string_or_null(), string_or_null(), string_or_null()),
+        (string_or_null(), string_or_null(), string_or_null(), priority_or_null()),
         any_json(),
     )
-        .prop_map(|((name, uid, labels, annotations), owners, deletion, (node, class, phase), extra)| {
+        .prop_map(|((name, uid, labels, annotations), owners, deletion, (node, class, phase, priority), extra)| {
             json!({
                 "apiVersion": "v1", "kind": "Pod",
                 "metadata": {"name": name, "uid": uid, "labels": labels, "annotations": annotations,
                              "ownerReferences": owners, "deletionTimestamp": deletion, "managedFields": extra.clone()},
-                "spec": {"nodeName": node, "priorityClassName": class, "containers": extra.clone()},
+                "spec": {"nodeName": node, "priorityClassName": class, "priority": priority,
+                         "containers": extra.clone()},
                 "status": {"phase": phase, "conditions": extra}
             })
         })

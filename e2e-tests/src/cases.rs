@@ -117,6 +117,8 @@ impl Case {
             }
             return Ok(failures);
         }
+        // Only this evaluation's log events count.
+        policy.take_logs();
         let (response, replay) = policy.validate(
             &self.request,
             &self.settings,
@@ -124,6 +126,12 @@ impl Case {
         )?;
         failures.extend(replay.problems());
         failures.extend(self.check(&response));
+        // policy-server parses every log event a guest sends, whatever its
+        // level, on the request's time: the policy sends none, on any path.
+        let logs = policy.take_logs();
+        if !logs.is_empty() {
+            failures.push(format!("the policy sent log events: {logs:?}"));
+        }
         Ok(failures)
     }
 

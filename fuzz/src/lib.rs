@@ -96,9 +96,15 @@ fn check_settings(s: &Settings, doc: &Value) {
     }
     if let Some(p) = &s.placeholders {
         assert!(
-            !p.priority_class_names.is_empty() || p.pod_selector.is_some(),
+            !p.priority_class_names.is_empty()
+                || p.pod_selector.is_some()
+                || p.max_priority.is_some(),
             "empty placeholders accepted"
         );
+        match (p.max_priority, &doc["placeholders"]["maxPriority"]) {
+            (None, raw) => assert!(raw.is_null(), "maxPriority {raw} was dropped"),
+            (Some(max), raw) => same_int(max, raw),
+        }
         for name in &p.priority_class_names {
             validate_dns_subdomain(name).expect("an invalid priority class name was accepted");
         }
@@ -179,11 +185,6 @@ impl pod_deletion_cost_policy::cluster::Host for QueueHost {
         self.answers
             .pop_front()
             .unwrap_or_else(|| Err("context deadline exceeded".into()))
-    }
-
-    fn log(&mut self, payload: &[u8]) {
-        let line: Value = serde_json::from_slice(payload).expect("a log line that is not JSON");
-        assert!(line.is_object());
     }
 }
 
@@ -559,6 +560,7 @@ fn settings_doc(u: &mut Unstructured) -> Result<Value> {
         let mut p = Map::new();
         maybe(u, &mut p, "priorityClassNames", |u| words(u, 2))?;
         maybe(u, &mut p, "podSelector", selector)?;
+        maybe(u, &mut p, "maxPriority", cost)?;
         Ok(Value::Object(p))
     })?;
     maybe(u, &mut s, "keepExistingCost", |u| {

@@ -727,8 +727,6 @@ impl pod_deletion_cost_policy::cluster::Host for Canned {
     fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
         HostResponder::call(self, operation, payload)
     }
-
-    fn log(&mut self, _payload: &[u8]) {}
 }
 
 /// The native counterpart of `profiled_calls`: same payload and answers,

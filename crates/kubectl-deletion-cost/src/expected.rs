@@ -12,7 +12,7 @@
 use crate::PolicyConfig;
 use cluster_sim::snapshot::Snapshot;
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
-use pod_deletion_cost_policy::decision::parse_rank;
+use pod_deletion_cost_policy::decision::{Outcome, Skip, parse_rank};
 use pod_deletion_cost_policy::settings::Settings;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -56,7 +56,7 @@ pub enum Verdict {
     Placeholder,
     /// Left unchanged: no rule applies, or `keepExistingCost` keeps the
     /// pod's own cost.
-    Unchanged(String),
+    Unchanged(Skip),
     /// The API server would not send the binding to the policy.
     NotSent(String),
     /// The evaluation failed (a lookup error); the policy's warnings.
@@ -194,12 +194,6 @@ fn verdict_now(
     })?;
     let r = &outcome.response;
     let warnings = r.warnings.clone().unwrap_or_default();
-    let decision = r
-        .audit_annotations
-        .as_ref()
-        .and_then(|a| a.get("decision"))
-        .cloned()
-        .unwrap_or_default();
     if !r.accepted || !warnings.is_empty() {
         let mut why = warnings;
         if let Some(m) = r.message.as_ref().filter(|_| !r.accepted) {
@@ -207,10 +201,26 @@ fn verdict_now(
         }
         return Ok(Verdict::Failed(why));
     }
-    Ok(match decision.as_str() {
-        "annotated" => annotated(&outcome, pod)?,
-        "placeholder" => Verdict::Placeholder,
-        other => Verdict::Unchanged(other.to_string()),
+    let decision = r
+        .audit_annotations
+        .as_ref()
+        .and_then(|a| a.get(Outcome::AUDIT_KEY));
+    // A binding admitted without a warning always carries its decision;
+    // one this build does not know comes from another version of the
+    // policy (`--policy`), and guessing what it meant would mislead.
+    Ok(match decision.and_then(|d| Outcome::parse(d)) {
+        Some(Outcome::Annotated) => annotated(&outcome, pod)?,
+        Some(Outcome::Unchanged(Skip::Placeholder)) => Verdict::Placeholder,
+        Some(Outcome::Unchanged(skip)) => Verdict::Unchanged(skip),
+        None => {
+            return Err(format!(
+                "{}/{}: the policy's answer has no decision this tool knows ({} {:?})",
+                pod.namespace,
+                pod.name,
+                Outcome::AUDIT_KEY,
+                decision.map_or("", String::as_str)
+            ));
+        }
     })
 }
 

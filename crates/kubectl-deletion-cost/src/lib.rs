@@ -15,6 +15,7 @@ pub mod registry;
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
+use pod_deletion_cost_policy::decision::{Outcome, Skip};
 use pod_deletion_cost_policy::selector::LabelSelector;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -409,6 +410,10 @@ pub struct BindingReport {
     pub allowed: bool,
     /// The policy's `decision` audit annotation, or why it was not asked.
     pub decision: String,
+    /// That audit annotation read back; `None` when the policy was not
+    /// asked or gave no decision (a warning, a rejection).
+    #[serde(skip)]
+    pub outcome: Option<Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// The annotations the Binding would carry to the pod.
@@ -546,6 +551,7 @@ pub fn simulate_with_progress(
             evaluated: false,
             allowed: true,
             decision: String::new(),
+            outcome: None,
             rule: None,
             annotations: BTreeMap::new(),
             warnings: Vec::new(),
@@ -584,7 +590,9 @@ pub fn simulate_with_progress(
                 let audit = r.audit_annotations.clone().unwrap_or_default();
                 report.evaluated = true;
                 report.allowed = r.accepted;
-                report.decision = audit.get("decision").cloned().unwrap_or_else(|| {
+                let decision = audit.get(Outcome::AUDIT_KEY);
+                report.outcome = decision.and_then(|d| Outcome::parse(d));
+                report.decision = decision.cloned().unwrap_or_else(|| {
                     if r.accepted {
                         "admitted unchanged".into()
                     } else {
@@ -724,16 +732,22 @@ pub fn simulate_with_progress(
 fn notes(bindings: &[BindingReport]) -> Vec<String> {
     let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for b in bindings {
-        let what = match b.decision.as_str() {
-            "placeholder" => {
+        let what = match (&b.outcome, b.decision.as_str()) {
+            (Some(Outcome::Unchanged(Skip::Placeholder)), _) => {
                 "placeholder pods detected, left without a cost and not counted as replicas"
             }
-            d if d.starts_with("existing cost") => {
+            (Some(Outcome::Unchanged(Skip::ExistingCost(_))), _) => {
                 "pods that keep the cost they already carried (keepExistingCost)"
             }
-            d if d.starts_with("outside") => "bindings the API server would not send to the policy",
-            d if d.starts_with("bound before") => "pods bound before the policy was installed",
-            _ => continue,
+            (Some(_), _) => continue,
+            // The tool's own reasons for a binding the policy never saw.
+            (None, d) if d.starts_with("outside") => {
+                "bindings the API server would not send to the policy"
+            }
+            (None, d) if d.starts_with("bound before") => {
+                "pods bound before the policy was installed"
+            }
+            (None, _) => continue,
         };
         groups
             .entry(what)

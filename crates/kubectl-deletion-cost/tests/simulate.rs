@@ -7,6 +7,7 @@ mod common;
 use common::{NOW, Run, root, run, snapshot};
 
 use e2e_tests::cases::{self, Case};
+use pod_deletion_cost_policy::decision::{Outcome, Skip};
 use rstest::rstest;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -100,13 +101,13 @@ fn eks_bursting_costs_order_and_scale_down() {
     assert_eq!(r["snapshot"]["notSent"], 8);
     let web = replica_set(&r, "web-7d9f8c6b5d");
     assert_eq!(web["deployment"], "web");
-    let order: Vec<(&str, Option<&str>, &str)> = pods(web)
+    let order: Vec<(&str, Option<&str>, Option<Outcome>)> = pods(web)
         .iter()
         .map(|p| {
             (
                 p["node"].as_str().unwrap(),
                 p["cost"].as_str(),
-                p["decision"].as_str().unwrap(),
+                Outcome::parse(p["decision"].as_str().unwrap()),
             )
         })
         .collect();
@@ -115,10 +116,11 @@ fn eks_bursting_costs_order_and_scale_down() {
     for (i, (node, cost, decision)) in order.iter().enumerate() {
         if i < 7 {
             assert!(node.starts_with("ip-10-42-"), "{order:?}");
-            assert_eq!((*cost, *decision), (None, "no rule matches"));
+            let nothing = Outcome::Unchanged(Skip::NothingApplies);
+            assert_eq!((*cost, decision), (None, &Some(nothing)));
         } else {
             assert_eq!(*node, "mi-0ebe45e33a53e04f2");
-            assert_eq!((*cost, *decision), (Some("1"), "annotated"));
+            assert_eq!((*cost, decision), (Some("1"), &Some(Outcome::Annotated)));
         }
     }
     assert!(
@@ -236,8 +238,10 @@ fn ack_zones_placeholders_and_balance() {
         let rs = replica_set(&r, &format!("ack-place-holder-{z}-5f7d8b9c4"));
         for p in pods(rs) {
             assert!(p["cost"].is_null(), "{p}");
+            let decision = p["decision"].as_str().unwrap_or_default();
             assert!(
-                p["decision"] == "placeholder" || p["decision"] == "not bound yet",
+                Outcome::parse(decision) == Some(Outcome::Unchanged(Skip::Placeholder))
+                    || decision == "not bound yet",
                 "{p}"
             );
         }
