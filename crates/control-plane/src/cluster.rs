@@ -5,7 +5,7 @@
 //! kwok keeping the nodes alive and Ready and playing their kubelets.
 
 use crate::binaries::{
-    Binaries, ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KUBECTL, KWOK,
+    Binaries, ETCD, KUBE_APISERVER, KUBE_CONTROLLER_MANAGER, KUBE_SCHEDULER, KUBECTL, KWOK, Program,
 };
 use crate::pki::{Ca, CertFiles, Identity, ServiceAccountKey};
 use crate::process::{Process, free_ports};
@@ -170,19 +170,8 @@ impl ControlPlane {
 
     fn start_controller_manager(&mut self, sa_key: &ServiceAccountKey) -> Result<()> {
         let kubeconfig = self.component_kubeconfig("kube-controller-manager")?;
-        let mut cm = self.bin.command(KUBE_CONTROLLER_MANAGER);
-        cm.arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!(
-                "--authentication-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg(format!(
-                "--authorization-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg("--bind-address=127.0.0.1")
-            .arg("--secure-port=0")
-            .arg("--leader-elect=false")
+        let mut cm = self.component_command(KUBE_CONTROLLER_MANAGER, &kubeconfig);
+        cm
             // Each controller acts as a service account of its own, as in
             // kubeadm's clusters: the ReplicaSet controller is
             // system:serviceaccount:kube-system:replicaset-controller.
@@ -197,10 +186,11 @@ impl ControlPlane {
         Ok(())
     }
 
-    fn start_scheduler(&mut self) -> Result<()> {
-        let kubeconfig = self.component_kubeconfig("kube-scheduler")?;
-        let mut scheduler = self.bin.command(KUBE_SCHEDULER);
-        scheduler
+    /// A control-plane component acting as the identity of `kubeconfig`,
+    /// serving nothing (`--secure-port=0`) and alone (no leader election).
+    fn component_command(&self, program: Program, kubeconfig: &Path) -> Command {
+        let mut command = self.bin.command(program);
+        command
             .arg(format!("--kubeconfig={}", kubeconfig.display()))
             .arg(format!(
                 "--authentication-kubeconfig={}",
@@ -213,6 +203,12 @@ impl ControlPlane {
             .arg("--bind-address=127.0.0.1")
             .arg("--secure-port=0")
             .arg("--leader-elect=false");
+        command
+    }
+
+    fn start_scheduler(&mut self) -> Result<()> {
+        let kubeconfig = self.component_kubeconfig("kube-scheduler")?;
+        let scheduler = self.component_command(KUBE_SCHEDULER, &kubeconfig);
         self.processes
             .push(Process::spawn("kube-scheduler", scheduler, &self.dir)?);
         Ok(())
