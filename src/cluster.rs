@@ -19,6 +19,18 @@ pub trait Host {
     fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String>;
 }
 
+/// The waPC host policy-server provides: the one place the module calls it.
+#[cfg(target_arch = "wasm32")]
+pub struct WapcHost;
+
+#[cfg(target_arch = "wasm32")]
+impl Host for WapcHost {
+    fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        kubewarden_policy_sdk::wapc_guest::host_call("kubewarden", "kubernetes", operation, payload)
+            .map_err(|e| crate::host_error_text(&e.to_string()).to_string())
+    }
+}
+
 /// A failed lookup, phrased for an administrator reading a warning.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LookupError {

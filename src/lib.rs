@@ -33,18 +33,8 @@ use kubewarden_policy_sdk::settings::SettingsValidationResponse;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
-    use crate::cluster::Host;
+    use crate::cluster::WapcHost;
     use kubewarden_policy_sdk::wapc_guest as guest;
-
-    /// The waPC host policy-server provides.
-    struct WapcHost;
-
-    impl Host for WapcHost {
-        fn kubernetes(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-            guest::host_call("kubewarden", "kubernetes", operation, payload)
-                .map_err(|e| crate::host_error_text(&e.to_string()).to_string())
-        }
-    }
 
     #[unsafe(no_mangle)]
     pub extern "C" fn wapc_init() {
