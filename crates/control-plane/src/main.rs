@@ -108,7 +108,7 @@ fn up(settings: &Path, wasm: &Path, dir: &Path) -> Result<()> {
     let mut server = PolicyServer::start(&mut plane, policy, wasm)?;
     let kubectl = plane.bin.path(binaries::KUBECTL);
     println!(
-        "\nA cluster ({}) with policy `{}` in front of every pod binding.\n\n  export KUBECONFIG={}\n  export PATH={}:$PATH   # its kubectl\n  kubectl get nodes -L {}\n  kubectl create deployment web --image=registry.k8s.io/pause:3.10 --replicas=6\n  kubectl get pods -o custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,COST:'.metadata.annotations.controller\\.kubernetes\\.io/pod-deletion-cost'\n  kubectl scale deployment web --replicas=2\n\nLogs: {}\nCtrl-C (or `make cluster-down`) stops it and removes {}.",
+        "\nA cluster ({}) with policy `{}` in front of every pod binding.\n\n  export KUBECONFIG={}\n  export PATH={}:$PATH   # its kubectl\n  kubectl get nodes -L {}\n  kubectl create deployment web --image=registry.k8s.io/pause:3.10 --replicas=6\n  kubectl get pods -o custom-columns=NAME:.metadata.name,NODE:.spec.nodeName,COST:'.metadata.annotations.controller\\.kubernetes\\.io/pod-deletion-cost'{}\n  kubectl scale deployment web --replicas=2\n\nLogs: {}\nCtrl-C (or `make cluster-down`) stops it and removes {}.",
         binaries::kubernetes_version(),
         server.policy.name,
         plane.admin_kubeconfig.display(),
@@ -122,6 +122,12 @@ fn up(settings: &Path, wasm: &Path, dir: &Path) -> Result<()> {
             .and_then(|n| n.labels.first())
             .map(|(k, _)| k.as_str())
             .unwrap_or("kubernetes.io/hostname"),
+        // With balance, the zone and rank the policy wrote beside the cost.
+        if server.policy.settings["zones"]["balance"] == true {
+            ",ZONE:'.metadata.annotations.pod-deletion-cost\\.kubewarden\\.io/zone',RANK:'.metadata.annotations.pod-deletion-cost\\.kubewarden\\.io/rank'"
+        } else {
+            ""
+        },
         plane.dir.display(),
         plane.dir.display(),
     );
