@@ -68,15 +68,12 @@ impl Story {
         Ok(())
     }
 
-    /// Stops policy-server and removes its webhook configuration.
+    /// Removes policy-server's webhook configuration (waiting until the
+    /// API server no longer calls it), then stops it.
     fn unserve(&mut self) -> Result<()> {
         if let Some(mut server) = self.server.take() {
+            server.unregister(&mut self.plane)?;
             server.stop();
-            self.plane.kubectl_quiet(&[
-                "delete",
-                "mutatingwebhookconfiguration",
-                &server.policy.id(),
-            ])?;
         }
         Ok(())
     }
