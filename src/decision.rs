@@ -166,6 +166,41 @@ pub fn ranked_owner<'a>(
 /// Whether a listed pod counts as a sibling of `pod`: same controller,
 /// still alive and scheduled, not the pod itself, not a placeholder.
 pub fn is_sibling(settings: &Settings, pod: &Pod<'_>, owner_uid: &str, p: &Pod<'_>) -> bool {
+    is_live_kin(settings, pod, owner_uid, p) && !p.node_name().is_empty()
+}
+
+/// How long before the pod a sibling still unbound in the list may have
+/// been created and be taken to be bound just ahead of it. A burst's pods
+/// are created within seconds of each other (the ReplicaSet controller
+/// creates about 20 a second) and the list trails by less than a second;
+/// an older pod still unbound is waiting for room, not being bound now.
+pub const PENDING_WINDOW_SECONDS: i64 = 10;
+
+/// Whether a listed pod is a sibling the list shows unbound that was
+/// created at most `PENDING_WINDOW_SECONDS` before `pod` (and not after it):
+/// in a burst, one the scheduler is binding at the same moment, or bound
+/// a moment ago and not yet in the list.
+pub fn is_pending_sibling(
+    settings: &Settings,
+    pod: &Pod<'_>,
+    owner_uid: &str,
+    p: &Pod<'_>,
+) -> bool {
+    let created = |p: &Pod<'_>| {
+        p.metadata
+            .creation_timestamp
+            .as_ref()
+            .and_then(|t| epoch_seconds(t.as_str()))
+    };
+    is_live_kin(settings, pod, owner_uid, p)
+        && p.node_name().is_empty()
+        && match (created(p), created(pod)) {
+            (Some(sibling), Some(own)) => sibling <= own && own - sibling <= PENDING_WINDOW_SECONDS,
+            _ => false,
+        }
+}
+
+fn is_live_kin(settings: &Settings, pod: &Pod<'_>, owner_uid: &str, p: &Pod<'_>) -> bool {
     p.controller().is_some_and(|o| o.uid.as_str() == owner_uid)
         && !is_self(p, pod)
         && p.metadata.deletion_timestamp.is_none()
@@ -173,8 +208,89 @@ pub fn is_sibling(settings: &Settings, pod: &Pod<'_>, owner_uid: &str, p: &Pod<'
             p.status.phase.as_ref().map(Text::as_str),
             Some("Succeeded" | "Failed")
         )
-        && !p.node_name().is_empty()
         && !is_placeholder(settings, p)
+}
+
+/// Seconds since 1970 of a timestamp as the API server writes every
+/// `metav1.Time`: `YYYY-MM-DDTHH:MM:SSZ`, UTC, whole seconds. Anything else
+/// is `None` (the sibling is then not taken to be pending). Written here
+/// rather than taken from a date crate: this is the one date the module
+/// reads, in the one form the API server writes, and a date crate would
+/// add to a module loaded by every policy-server replica.
+pub fn epoch_seconds(ts: &str) -> Option<i64> {
+    let bytes: [u8; 20] = ts.as_bytes().try_into().ok()?;
+    let [
+        y0,
+        y1,
+        y2,
+        y3,
+        b'-',
+        m0,
+        m1,
+        b'-',
+        d0,
+        d1,
+        b'T',
+        h0,
+        h1,
+        b':',
+        n0,
+        n1,
+        b':',
+        s0,
+        s1,
+        b'Z',
+    ] = bytes
+    else {
+        return None;
+    };
+    let num = |digits: &[u8]| -> Option<i64> {
+        digits.iter().try_fold(0i64, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i64::from(d - b'0'))
+        })
+    };
+    let (y, m, d) = (num(&[y0, y1, y2, y3])?, num(&[m0, m1])?, num(&[d0, d1])?);
+    let (hh, mm, ss) = (num(&[h0, h1])?, num(&[n0, n1])?, num(&[s0, s1])?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3_600 + mm * 60 + ss)
+}
+
+/// How many of the pending siblings are taken to land in the pod's zone.
+/// The pending ones were bound or are being bound just before the pod, by
+/// a scheduler that spreads the set over the zones (a zone topology spread
+/// constraint, or its default spreading): each goes, in turn, to the zone
+/// with the fewest siblings, a zone other than the pod's first when several
+/// have as few (the pod itself goes to one of the emptiest, so had one of
+/// those gone to its zone, the pod would not have). `bound` counts the
+/// siblings the list shows bound, per zone, the pod's zone first.
+/// Each of them then takes a free slot in the pod's zone before the pod
+/// does: a wrong guess leaves a gap the next binding there fills, where no
+/// guess leaves a duplicated rank that nothing fills.
+pub fn pending_in_zone(bound: &[(String, u32)], pending: u32) -> u32 {
+    let own_before = bound.first().map_or(0, |(_, n)| *n);
+    // The pod's own zone last, so that it comes last among equals.
+    let mut counts: Vec<u32> = bound
+        .iter()
+        .skip(1)
+        .map(|(_, n)| *n)
+        .chain([own_before])
+        .collect();
+    for _ in 0..pending {
+        if let Some(next) = counts.iter_mut().min_by_key(|n| **n) {
+            *next = next.saturating_add(1);
+        }
+    }
+    counts.last().map_or(0, |n| n.saturating_sub(own_before))
 }
 
 fn is_self(candidate: &Pod<'_>, pod: &Pod<'_>) -> bool {
@@ -194,13 +310,23 @@ pub fn parse_rank(value: &str) -> Option<u32> {
     if canonical { value.parse().ok() } else { None }
 }
 
-/// The lowest rank free in the pod's zone, given the ranks its siblings in
-/// that zone hold (`None`: no valid rank annotation). Held ranks are taken
-/// first; each sibling without one then takes the lowest free slot, in list
-/// order; the pod gets the lowest slot left.
-pub fn rank_in_zone(zone_ranks: &[Option<u32>]) -> u32 {
-    let mut slots = FreeSlots::new(zone_ranks.iter().flatten().copied().collect());
-    for _ in zone_ranks.iter().filter(|r| r.is_none()) {
+/// What the ranking knows of the pod's zone: the ranks its siblings bound
+/// there hold (`None`: no valid rank annotation) and how many pending
+/// siblings are taken to land there (see `pending_in_zone`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZoneSiblings {
+    pub ranks: Vec<Option<u32>>,
+    pub pending: u32,
+}
+
+/// The lowest rank free in the pod's zone. Held ranks are taken first;
+/// each sibling without one then takes the lowest free slot, in list
+/// order; then each pending sibling taken to land in the zone; the pod gets
+/// the lowest slot left.
+pub fn rank_in_zone(zone: &ZoneSiblings) -> u32 {
+    let mut slots = FreeSlots::new(zone.ranks.iter().flatten().copied().collect());
+    let unranked = zone.ranks.iter().filter(|r| r.is_none()).count() as u64;
+    for _ in 0..unranked + u64::from(zone.pending) {
         slots.take_lowest();
     }
     slots.take_lowest()
@@ -233,14 +359,14 @@ impl FreeSlots {
     }
 }
 
-/// The whole decision. `zone_ranks` holds the ranks of the siblings in the
+/// The whole decision. `zone` is what is known of the siblings in the
 /// pod's zone (see `rank_in_zone`); it is `None` when ranking does not
 /// apply (see `ranked_owner`), and then no rank is given.
 pub fn decide(
     settings: &Settings,
     node: &impl LabelLookup,
     pod: Option<&Pod<'_>>,
-    zone_ranks: Option<&[Option<u32>]>,
+    zone_siblings: Option<&ZoneSiblings>,
 ) -> Decision {
     if let Some(skip) = precheck(settings, pod) {
         return Decision::Skip(skip);
@@ -253,8 +379,8 @@ pub fn decide(
             .as_ref()
             .and_then(|zs| zs.deletion_costs.get(z).copied())
     });
-    let rank = match (zone, zone_ranks) {
-        (Some(_), Some(ranks)) if settings.balance() => Some(rank_in_zone(ranks)),
+    let rank = match (zone, zone_siblings) {
+        (Some(_), Some(known)) if settings.balance() => Some(rank_in_zone(known)),
         _ => None,
     };
     if class.is_none() && zone_cost.is_none() && rank.is_none() {
@@ -400,7 +526,7 @@ mod tests {
         let s =
             settings(json!({"defaultDeletionCost": -2147483648i64, "zones": {"balance": true}}));
         let p = pod("p", "rs", "n");
-        let sibs: Vec<Option<u32>> = (0..3).map(Some).collect();
+        let sibs = zone((0..3).map(Some).collect(), 0);
         let a = annotate(decide(&s, &node, Some(&p), Some(&sibs)));
         assert_eq!((a.cost, a.rank), (i32::MIN, Some(3)));
     }
@@ -515,7 +641,72 @@ mod tests {
     // Duplicated ranks (two pods bound at once) hold one slot.
     #[case::duplicated_rank(&[Some(0), Some(0)], 1)]
     fn rank_takes_lowest_free_slot(#[case] siblings: &[Option<u32>], #[case] rank: u32) {
-        assert_eq!(rank_in_zone(siblings), rank);
+        assert_eq!(rank_in_zone(&zone(siblings.to_vec(), 0)), rank);
+    }
+
+    fn zone(ranks: Vec<Option<u32>>, pending: u32) -> ZoneSiblings {
+        ZoneSiblings { ranks, pending }
+    }
+
+    #[rstest]
+    #[case::none_pending(&[Some(0), Some(1)], 0, 2)]
+    // Pending siblings taken to land in the zone take free slots first,
+    // gaps included, after the unranked ones.
+    #[case::one_pending(&[Some(0), Some(1)], 1, 3)]
+    #[case::pending_fill_a_gap(&[Some(0), Some(2)], 1, 3)]
+    #[case::after_unranked(&[None, Some(0)], 2, 4)]
+    fn pending_siblings_take_slots_before_the_pod(
+        #[case] siblings: &[Option<u32>],
+        #[case] pending: u32,
+        #[case] rank: u32,
+    ) {
+        assert_eq!(rank_in_zone(&zone(siblings.to_vec(), pending)), rank);
+    }
+
+    #[rstest]
+    // Nothing pending: nothing lands anywhere.
+    #[case::nothing(&[("a", 2), ("b", 2)], "a", 0, 0)]
+    // Zones level: the pending go to the other zones first (the pod went to
+    // one of the emptiest), and to the pod's zone once the others are ahead.
+    #[case::level_one(&[("a", 5), ("b", 5), ("c", 5)], "a", 1, 0)]
+    #[case::level_two(&[("a", 5), ("b", 5), ("c", 5)], "a", 2, 0)]
+    #[case::level_three(&[("a", 5), ("b", 5), ("c", 5)], "a", 3, 1)]
+    #[case::level_seven(&[("a", 5), ("b", 5), ("c", 5)], "b", 7, 2)]
+    // The pod's zone is the emptiest: the pending fill it up to the others.
+    #[case::own_zone_behind(&[("a", 3), ("b", 5), ("c", 5)], "a", 2, 2)]
+    #[case::own_zone_ahead(&[("a", 6), ("b", 5), ("c", 5)], "a", 2, 0)]
+    // A zone no bound sibling shows yet is unknown: the pod's own zone
+    // counts from 0.
+    #[case::no_bound_sibling(&[], "a", 2, 2)]
+    #[case::own_zone_unseen(&[("b", 1)], "a", 2, 1)]
+    fn pending_siblings_spread_over_the_emptiest_zones(
+        #[case] bound: &[(&str, u32)],
+        #[case] target: &str,
+        #[case] pending: u32,
+        #[case] here: u32,
+    ) {
+        // The pod's zone first, as the policy passes them.
+        let mut zones: Vec<(String, u32)> = vec![(target.to_string(), 0)];
+        for (z, n) in bound {
+            match zones.iter_mut().find(|(known, _)| known == z) {
+                Some(known) => known.1 = *n,
+                None => zones.push((z.to_string(), *n)),
+            }
+        }
+        assert_eq!(pending_in_zone(&zones, pending), here);
+    }
+
+    #[rstest]
+    #[case::epoch("1970-01-01T00:00:00Z", Some(0))]
+    #[case::leap_day("2024-02-29T12:00:01Z", Some(1_709_208_001))]
+    #[case::year_end("2026-12-31T23:59:59Z", Some(1_798_761_599))]
+    #[case::fraction("2026-12-07T23:40:17.123Z", None)]
+    #[case::offset("2026-12-07T23:40:17+01:00", None)]
+    #[case::month_13("2026-13-07T23:40:17Z", None)]
+    #[case::not_digits("2026-1x-07T23:40:17Z", None)]
+    #[case::empty("", None)]
+    fn api_server_timestamps(#[case] ts: &str, #[case] seconds: Option<i64>) {
+        assert_eq!(epoch_seconds(ts), seconds);
     }
 
     #[rstest]
@@ -539,16 +730,16 @@ mod tests {
         );
         let node = labels(&[("available_zone", "i")]);
         let p = pod("p", "rs", "n");
-        let sibs = [Some(0)];
+        let sibs = zone(vec![Some(0)], 0);
         let a = annotate(decide(&s, &node, Some(&p), Some(&sibs)));
         assert_eq!((a.cost, a.rank, a.zone.as_deref()), (9, Some(1), Some("i")));
         // Rank 0 with no other component still writes cost 0 and the zone.
         let node = labels(&[("available_zone", "h")]);
-        let a = annotate(decide(&s, &node, Some(&p), Some(&[])));
+        let a = annotate(decide(&s, &node, Some(&p), Some(&zone(vec![], 0))));
         assert_eq!((a.cost, a.rank), (0, Some(0)));
         // No zone label: no zone cost, no rank.
         assert_eq!(
-            decide(&s, &labels(&[]), Some(&p), Some(&[])),
+            decide(&s, &labels(&[]), Some(&p), Some(&zone(vec![], 0))),
             Decision::Skip(Skip::NothingApplies)
         );
     }
@@ -589,6 +780,33 @@ mod tests {
             .map(|p| p.metadata.name.as_str())
             .collect();
         assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn pending_siblings_are_unbound_and_created_just_before() {
+        let s = settings(json!({"zones": {"balance": true}}));
+        let at = |name: &'static str, node: &'static str, ts: Option<&'static str>| {
+            let mut p = pod(name, "rs", node);
+            p.metadata.creation_timestamp = ts.map(Text::from);
+            p
+        };
+        let me = at("me", "", Some("2026-12-07T10:00:10Z"));
+        let listed = [
+            at("me", "", Some("2026-12-07T10:00:10Z")),
+            at("same-second", "", Some("2026-12-07T10:00:10Z")),
+            at("window-start", "", Some("2026-12-07T10:00:00Z")),
+            at("too-old", "", Some("2026-12-07T09:59:59Z")),
+            at("newer", "", Some("2026-12-07T10:00:11Z")),
+            at("bound", "n1", Some("2026-12-07T10:00:09Z")),
+            at("no-timestamp", "", None),
+            at("other-form", "", Some("2026-12-07T10:00:09.5Z")),
+        ];
+        let names: Vec<&str> = listed
+            .iter()
+            .filter(|p| is_pending_sibling(&s, &me, "rs", p))
+            .map(|p| p.metadata.name.as_str())
+            .collect();
+        assert_eq!(names, ["same-second", "window-start"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::binding::{self, Binding};
 use crate::cluster::{self, Host, LookupError};
-use crate::decision::{self, Annotate, Decision, Outcome};
+use crate::decision::{self, Annotate, Decision, Outcome, ZoneSiblings};
 use crate::objects::{COST_ANNOTATION, Pod, RANK_ANNOTATION, Text, ZONE_ANNOTATION};
 use crate::scan;
 use crate::settings::{self, OnLookupError, Settings};
@@ -203,14 +203,19 @@ pub fn evaluate(payload: &[u8], host: &mut dyn Host) -> Response {
 /// What the decision was based on, for the audit annotations.
 #[derive(Default)]
 struct Context {
-    siblings: Option<usize>,
+    counted: Option<Counted>,
 }
 
 impl Context {
     fn audit(&self, resp: Response, binding: &Binding) -> Response {
         let resp = resp.audit("node", binding.node.clone());
-        match self.siblings {
-            Some(n) => resp.audit("siblings", n.to_string()),
+        match self.counted {
+            // Pending siblings are named only when there are some: the
+            // audit log of a quiet cluster reads as before.
+            Some(c) if c.pending > 0 => resp
+                .audit("siblings", c.siblings.to_string())
+                .audit("pending-siblings", c.pending.to_string()),
+            Some(c) => resp.audit("siblings", c.siblings.to_string()),
             None => resp,
         }
     }
@@ -261,33 +266,34 @@ fn decide(
         return Ok((Decision::Skip(skip), ctx));
     }
     let zone = decision::node_zone(settings, &node);
-    let zone_ranks = match (&pod, zone) {
+    let zone_siblings = match (&pod, zone) {
         (Some(pod), Some(zone)) => match decision::ranked_owner(settings, Some(zone), pod) {
             Some(owner) => {
-                let (ranks, count) = zone_ranks(settings, binding, pod, owner, zone, host)?;
-                ctx.siblings = Some(count);
-                Some(ranks)
+                let (known, counted) = zone_siblings(settings, binding, pod, owner, zone, host)?;
+                ctx.counted = Some(counted);
+                Some(known)
             }
             None => None,
         },
         _ => None,
     };
     Ok((
-        decision::decide(settings, &node, pod.as_ref(), zone_ranks.as_deref()),
+        decision::decide(settings, &node, pod.as_ref(), zone_siblings.as_ref()),
         ctx,
     ))
 }
 
-/// The ranks held by the pod's siblings in its zone, and how many siblings
-/// there are in all.
-fn zone_ranks(
+/// What is known of the pod's siblings in its zone (see
+/// `decision::ZoneSiblings`), how many siblings the list shows bound and
+/// how many pending.
+fn zone_siblings(
     settings: &Settings,
     binding: &Binding,
     pod: &Pod<'_>,
     owner: &str,
     target_zone: &str,
     host: &mut dyn Host,
-) -> Result<(Vec<Option<u32>>, usize), LookupError> {
+) -> Result<(ZoneSiblings, Counted), LookupError> {
     let keys = settings
         .zones
         .as_ref()
@@ -297,6 +303,7 @@ fn zone_ranks(
     // Only what the ranking needs is kept of each sibling, as it is parsed;
     // sibling labels are read only when placeholders are told by them.
     let mut siblings: Vec<Sibling> = Vec::new();
+    let mut pending = 0u32;
     answer.each_pod(decision::placeholders_need_labels(settings), |p| {
         if decision::is_sibling(settings, pod, owner, p) {
             let meta = &mut p.metadata;
@@ -306,25 +313,38 @@ fn zone_ranks(
                 zone: meta.annotations.zone.take(),
                 rank: meta.annotations.rank.take(),
             });
+        } else if decision::is_pending_sibling(settings, pod, owner, p) {
+            pending = pending.saturating_add(1);
         }
     })?;
-    // Whether each sibling node is in the target zone, looked up once per
-    // node, in order of first need.
-    let mut node_in_zone: BTreeMap<&str, bool> = BTreeMap::new();
-    let mut ranks = Vec::new();
+    // Each sibling node's zone (an index into `per_zone`), looked up once
+    // per node, in order of first need. Small vectors searched in order
+    // rather than maps: a cluster has a few zones, and each map type would
+    // add kilobytes of code to the module.
+    let mut node_zones: Vec<(&str, Option<usize>)> = Vec::new();
+    let mut per_zone: Vec<(String, u32)> = vec![(target_zone.to_string(), 0)];
+    let mut zone_index = |zone: &str| match per_zone.iter().position(|(z, _)| z == zone) {
+        Some(i) => i,
+        None => {
+            per_zone.push((zone.to_string(), 0));
+            per_zone.len() - 1
+        }
+    };
+    let mut known = ZoneSiblings::default();
+    let mut in_zone: Vec<usize> = Vec::with_capacity(siblings.len());
     for sib in &siblings {
-        let in_zone = match sib.zone.as_ref() {
-            Some(z) if !z.as_str().is_empty() => z.as_str() == target_zone,
-            _ if sib.node.as_str() == binding.node => true,
-            _ => match node_in_zone.get(sib.node.as_str()) {
-                Some(known) => *known,
+        let zone = match sib.zone.as_ref() {
+            Some(z) if !z.as_str().is_empty() => Some(zone_index(z.as_str())),
+            _ if sib.node.as_str() == binding.node => Some(0),
+            _ => match node_zones.iter().find(|(n, _)| *n == sib.node.as_str()) {
+                Some((_, known)) => *known,
                 None => {
                     let lookup = cluster::node(host, sib.node.as_str()).and_then(|a| {
                         a.node().map(|n| {
-                            decision::node_zone(settings, &n.metadata.labels) == Some(target_zone)
+                            decision::node_zone(settings, &n.metadata.labels).map(&mut zone_index)
                         })
                     });
-                    let known = lookup.map_err(|e| LookupError {
+                    let found = lookup.map_err(|e| LookupError {
                         what: format!(
                             "{} (the node of sibling pod \"{}/{}\")",
                             e.what,
@@ -333,20 +353,42 @@ fn zone_ranks(
                         ),
                         cause: e.cause,
                     })?;
-                    node_in_zone.insert(sib.node.as_str(), known);
-                    known
+                    node_zones.push((sib.node.as_str(), found));
+                    found
                 }
             },
         };
-        if in_zone {
-            ranks.push(
+        let Some(zone) = zone else { continue };
+        in_zone.push(zone);
+        if zone == 0 {
+            known.ranks.push(
                 sib.rank
                     .as_ref()
                     .and_then(|r| decision::parse_rank(r.as_str())),
             );
         }
     }
-    Ok((ranks, siblings.len()))
+    for zone in in_zone {
+        if let Some((_, n)) = per_zone.get_mut(zone) {
+            *n = n.saturating_add(1);
+        }
+    }
+    known.pending = decision::pending_in_zone(&per_zone, pending);
+    Ok((
+        known,
+        Counted {
+            siblings: siblings.len(),
+            pending,
+        },
+    ))
+}
+
+/// How many siblings the list showed: bound, and pending (see
+/// `decision::is_pending_sibling`).
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    siblings: usize,
+    pending: u32,
 }
 
 /// What the ranking keeps of a sibling pod.
@@ -637,6 +679,40 @@ mod tests {
         assert_eq!(audit["zone-cost"], "10");
         assert_eq!(audit.get("rule"), None);
         assert_eq!(audit.get("rule-cost"), None);
+    }
+
+    #[test]
+    fn a_burst_counts_the_siblings_still_unbound_in_the_list() {
+        // Zones i and k hold one pod each; two siblings created just before
+        // web-new show unbound (being bound, or bound a moment ago and not
+        // yet in policy-server's cache). The zones are level, so the first
+        // is taken to go to k (the pod's own zone last among equals) and
+        // the second, level again, to i: it takes rank 1 there, web-new 2.
+        let at = |mut p: Value, ts: &str| {
+            p["metadata"]["creationTimestamp"] = json!(ts);
+            p
+        };
+        let me = at(rs_pod("web-new", "", json!(null)), "2026-12-07T10:00:05Z");
+        let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[
+            me.clone(),
+            rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
+            rs_pod("web-b", "n-k-1", json!({ZONE_ANNOTATION: "k", RANK_ANNOTATION: "0"})),
+            at(rs_pod("web-c", "", json!(null)), "2026-12-07T10:00:04Z"),
+            at(rs_pod("web-d", "", json!(null)), "2026-12-07T10:00:05Z"),
+            // Created after web-new, or long before it: not pending.
+            at(rs_pod("web-e", "", json!(null)), "2026-12-07T10:00:06Z"),
+            at(rs_pod("web-f", "", json!(null)), "2026-12-07T09:00:00Z"),
+        ]});
+        let host = balance_host(me, list_req("shop", "app=web"), Ok(list));
+        let (resp, _) = run(
+            &payload(binding_object("web-new", "n-i-1"), ack_settings()),
+            host,
+        );
+        let ann = &resp.mutated().unwrap()["metadata"]["annotations"];
+        assert_eq!(ann[RANK_ANNOTATION], "2", "{ann}");
+        let audit = resp.audit_annotations.unwrap();
+        assert_eq!(audit["siblings"], "2");
+        assert_eq!(audit["pending-siblings"], "2");
     }
 
     #[test]

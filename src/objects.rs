@@ -145,6 +145,8 @@ pub struct PodMeta<'a> {
     pub controller: Controller<'a>,
     #[serde(default)]
     pub deletion_timestamp: Option<IgnoredAnyEq>,
+    #[serde(borrow, default)]
+    pub creation_timestamp: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

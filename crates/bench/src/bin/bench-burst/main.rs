@@ -43,6 +43,10 @@ struct Args {
     /// The annotated module.
     #[arg(long, default_value = "annotated-policy.wasm")]
     wasm: PathBuf,
+    /// Another build of the policy (annotated) to run side by side as a
+    /// third system, e.g. the module before a change to the ranking.
+    #[arg(long, env = "BURST_BASELINE_WASM")]
+    baseline_wasm: Option<PathBuf>,
     /// Where the raw figures go.
     #[arg(long, env = "BURST_JSON", default_value = "target/bench-burst.json")]
     json: PathBuf,
@@ -54,6 +58,7 @@ const ZONES: [&str; 3] = ["a", "b", "c"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum System {
     Policy,
+    Baseline,
     Alone,
 }
 
@@ -61,7 +66,16 @@ impl System {
     fn name(self) -> &'static str {
         match self {
             System::Policy => "policy (zones.balance)",
+            System::Baseline => "baseline module",
             System::Alone => "Kubernetes alone",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            System::Policy => "policy",
+            System::Baseline => "baseline",
+            System::Alone => "alone",
         }
     }
 }
@@ -111,14 +125,41 @@ fn main() -> Result<()> {
     policy.name = "burst".into();
     policy.settings = json!({"rules": [], "zones": {"topologyKey": ZONE_KEY, "balance": true}});
     let settings = policy.settings.clone();
+    let mut baseline_policy = policy.clone();
     let server = PolicyServer::start(&mut plane, policy, &args.wasm)?;
+    server.unregister(&mut plane)?;
+    let baseline = match &args.baseline_wasm {
+        Some(wasm) => {
+            baseline_policy.name = "burst-baseline".into();
+            let b = PolicyServer::start(&mut plane, baseline_policy, wasm)?;
+            b.unregister(&mut plane)?;
+            Some(b)
+        }
+        None => None,
+    };
+    let systems: Vec<System> = if baseline.is_some() {
+        vec![System::Policy, System::Baseline, System::Alone]
+    } else {
+        vec![System::Policy, System::Alone]
+    };
 
     let mut runs = Vec::new();
+    // One webhook at most is registered at a time: the one of the system
+    // that runs.
+    let mut registered: Option<&PolicyServer> = None;
     for run in 0..args.runs {
-        for system in [System::Policy, System::Alone] {
-            match system {
-                System::Policy => server.register(&mut plane)?,
-                System::Alone => server.unregister(&mut plane)?,
+        for &system in &systems {
+            let wanted = match system {
+                System::Policy => Some(&server),
+                System::Baseline => baseline.as_ref(),
+                System::Alone => None,
+            };
+            if let Some(current) = registered.take() {
+                current.unregister(&mut plane)?;
+            }
+            if let Some(next) = wanted {
+                next.register(&mut plane)?;
+                registered = Some(next);
             }
             let result = one_run(&mut plane, &args, system, run, &zone_of)
                 .with_context(|| format!("{} run {}", system.name(), run + 1))?;
@@ -136,7 +177,18 @@ fn main() -> Result<()> {
             .filter(|r| r.system == System::Policy)
             .map(|r| r.bind_seconds),
     );
-    println!("{}", table(&args, &runs));
+    if let Some(b) = &baseline {
+        let base = median(
+            runs.iter()
+                .filter(|r| r.system == System::Baseline)
+                .map(|r| r.bind_seconds),
+        );
+        println!(
+            "binding {} pods with the baseline module ({}): {base:.2} s (median)",
+            args.throughput_pods, b.policy.name
+        );
+    }
+    println!("{}", table(&args, &systems, &runs));
     println!(
         "binding {} pods: {with:.2} s with the webhook, {alone:.2} s without (median): throughput ratio {:.3}",
         args.throughput_pods,
@@ -157,10 +209,7 @@ fn one_run(
     run: usize,
     zone_of: &BTreeMap<String, String>,
 ) -> Result<Run> {
-    let tag = match system {
-        System::Policy => "policy",
-        System::Alone => "alone",
-    };
+    let tag = system.tag();
     let web = Deployment::new(&format!("burst-{tag}-{run}"), 0).spread_over(ZONE_KEY);
     workload::apply(plane, &web)?;
     let events_before = plane.audit_events()?.len();
@@ -296,7 +345,7 @@ fn describe(r: &Run) -> String {
     )
 }
 
-fn table(args: &Args, runs: &[Run]) -> String {
+fn table(args: &Args, systems: &[System], runs: &[Run]) -> String {
     let mut steps = vec![args.burst];
     steps.extend(&args.steps);
     let mut out = format!(
@@ -310,7 +359,7 @@ fn table(args: &Args, runs: &[Run]) -> String {
         " {:>12} {:>12} {:>11}\n",
         "dup ranks", "missing", "writes/pod"
     );
-    for system in [System::Policy, System::Alone] {
+    for &system in systems {
         let mine: Vec<&Run> = runs.iter().filter(|r| r.system == system).collect();
         out += &format!("{:<24}", system.name());
         for (i, _) in steps.iter().enumerate() {
@@ -344,7 +393,7 @@ fn write_json(args: &Args, settings: &Value, runs: &[Run], throughput_ratio: f64
                 "writesPerPod": r.writes_per_pod,
                 // The cost is in the Binding itself: the API server writes
                 // it with spec.nodeName, so no time passes between the two.
-                "bindingToCostSeconds": if r.system == System::Policy { json!(0.0) } else { Value::Null },
+                "bindingToCostSeconds": if r.system == System::Alone { Value::Null } else { json!(0.0) },
                 "bindSeconds": r.bind_seconds,
             })
         })
