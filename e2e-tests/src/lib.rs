@@ -1,6 +1,7 @@
 //! End-to-end tests support: the case table (`cases/<case>/` folders with
 //! request, settings, kwctl replay session and expected answer). The real
-//! policy-server the tests run against is `policy_server_rig`'s.
+//! policy-server and control plane the tests run against are
+//! `control_plane`'s.
 
 pub mod cases;
 

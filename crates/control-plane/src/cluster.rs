@@ -54,12 +54,38 @@ pub struct ControlPlane {
     /// In start order; stopped in reverse.
     processes: Vec<Process>,
     remove_dir: bool,
+    /// Whether the controller-manager, the scheduler and kwok run too.
+    controllers: bool,
 }
 
 impl ControlPlane {
     /// Starts a cluster whose files live in `dir` (created; removed on drop
     /// when `remove_dir`), and waits until every component is up.
     pub fn start(bin: Binaries, dir: &Path, remove_dir: bool) -> Result<ControlPlane> {
+        let (mut plane, sa_key) = Self::start_api(bin, dir, remove_dir)?;
+        plane.controllers = true;
+        plane.start_controller_manager(&sa_key)?;
+        plane.start_scheduler()?;
+        plane.start_kwok()?;
+        plane.wait_for_default_service_account()?;
+        Ok(plane)
+    }
+
+    /// etcd and kube-apiserver alone, started as in [`ControlPlane::start`]:
+    /// enough where the tests are the API server's only clients besides
+    /// policy-server (no scheduler binds, no controller makes pods, no
+    /// kubelet runs them). Namespaces made with
+    /// [`ControlPlane::create_namespace`] get the `default` service
+    /// account the controller-manager would have made.
+    pub fn start_api_server(bin: Binaries, dir: &Path, remove_dir: bool) -> Result<ControlPlane> {
+        Ok(Self::start_api(bin, dir, remove_dir)?.0)
+    }
+
+    fn start_api(
+        bin: Binaries,
+        dir: &Path,
+        remove_dir: bool,
+    ) -> Result<(ControlPlane, ServiceAccountKey)> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let dir = fs::canonicalize(dir)?;
         let pki = dir.join("pki");
@@ -79,6 +105,7 @@ impl ControlPlane {
             audit_log,
             processes: Vec::new(),
             remove_dir,
+            controllers: false,
         };
         let admin = plane.ca.client(
             "admin",
@@ -90,11 +117,20 @@ impl ControlPlane {
         plane.write_kubeconfig(&plane.admin_kubeconfig, &Credential::Cert(&admin))?;
         plane.start_etcd(etcd_port, peer_port)?;
         plane.start_apiserver(api_port, etcd_port, &serving, &sa_key)?;
-        plane.start_controller_manager(&sa_key)?;
-        plane.start_scheduler()?;
-        plane.start_kwok()?;
-        plane.wait_for_default_service_account()?;
-        Ok(plane)
+        Ok((plane, sa_key))
+    }
+
+    /// Creates namespace `name` (nothing when it exists) and, in a plane
+    /// without the controller-manager, its `default` service account, which
+    /// the ServiceAccount admission plugin requires of every pod.
+    pub fn create_namespace(&self, name: &str) -> Result<()> {
+        let mut manifest = format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n");
+        if !self.controllers {
+            manifest.push_str(&format!(
+                "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: default\n  namespace: {name}\n"
+            ));
+        }
+        self.apply(&manifest).map(drop)
     }
 
     fn start_etcd(&mut self, port: u16, peer_port: u16) -> Result<()> {

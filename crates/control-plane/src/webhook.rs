@@ -8,13 +8,11 @@
 //! `failurePolicy`, `timeoutSeconds`, `namespaceSelector` and
 //! `objectSelector`) points the API server at it.
 
-use crate::cluster::{ControlPlane, Credential};
-use crate::process::{Process, free_ports};
+use crate::cluster::ControlPlane;
+use crate::process::Process;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use serde_json::{Value, json};
-use std::io::{Read as _, Write as _};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,9 +20,6 @@ use std::time::{Duration, Instant};
 pub const POLICY_SERVER: &str = "policy-server";
 pub const NAMESPACE: &str = "kubewarden";
 pub const SERVICE_ACCOUNT: &str = "policy-server";
-/// policy-server compiles every module with Cranelift before it is ready;
-/// on a loaded two-core machine that has taken tens of seconds.
-const READY_WITHIN: Duration = Duration::from_secs(240);
 
 /// A ClusterAdmissionPolicy as the controller reads it: what goes into
 /// policy-server's `policies.yml` and into the webhook configuration.
@@ -88,12 +83,39 @@ impl Policy {
         })
     }
 
+    /// A policy named `name` with `settings`, everything else as the
+    /// module's `metadata` declares it (mutating, the resources it may
+    /// read, its rules and host calls) and the CRD's defaults: what
+    /// policy-server is given when the tests post to it directly.
+    pub fn from_metadata(name: &str, settings: Value, metadata: &Path) -> Result<Policy> {
+        let metadata = yaml_documents(metadata)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("{}: empty", metadata.display()))?;
+        Ok(Policy {
+            name: name.to_string(),
+            settings,
+            mutating: metadata["mutating"].as_bool().unwrap_or(false),
+            context_aware_resources: metadata
+                .get("contextAwareResources")
+                .cloned()
+                .unwrap_or_else(|| json!([])),
+            failure_policy: json!("Fail"),
+            timeout_seconds: json!(10),
+            namespace_selector: Value::Null,
+            object_selector: Value::Null,
+            rules: metadata["rules"].clone(),
+            host_capabilities: metadata["hostCapabilities"].clone(),
+        })
+    }
+
     /// The id policy-server serves it under: `/validate/<id>`.
     pub fn id(&self) -> String {
         format!("clusterwide-{}", self.name)
     }
 
-    fn policies_yml_entry(&self, module: &Path) -> Value {
+    /// Its entry in policy-server's `policies.yml`, `module` being absolute.
+    pub(crate) fn policies_yml_entry(&self, module: &Path) -> Value {
         json!({
             "module": format!("file://{}", module.display()),
             "settings": self.settings,
@@ -198,56 +220,18 @@ pub struct PolicyServer {
 
 impl PolicyServer {
     /// Starts policy-server with `policy` (module `annotated_wasm`) as the
-    /// service account, waits until it is ready, registers the webhook and
-    /// waits until the API server calls it.
+    /// service account, over TLS with a certificate of the cluster's CA,
+    /// waits until it is ready, registers the webhook and waits until the
+    /// API server calls it.
     pub fn start(plane: &mut ControlPlane, policy: Policy, annotated_wasm: &Path) -> Result<Self> {
-        let program = program().with_context(|| {
-            format!("{POLICY_SERVER} is not on PATH (or POLICY_SERVER): install Kubewarden's policy-server 1.36")
-        })?;
-        let module = std::fs::canonicalize(annotated_wasm)
-            .with_context(|| format!("policy module {}", annotated_wasm.display()))?;
         let dir = plane.dir.join(format!("policy-server-{}", policy.id()));
-        std::fs::create_dir_all(&dir)?;
-        let token = plane
-            .kubectl_quiet(&[
-                "create",
-                "token",
-                SERVICE_ACCOUNT,
-                "-n",
-                NAMESPACE,
-                "--duration=24h",
-            ])?
-            .trim()
-            .to_string();
-        let kubeconfig = dir.join("kubeconfig");
-        plane.write_kubeconfig(&kubeconfig, &Credential::Token(&token))?;
         let serving = plane.ca.serving("policy-server")?;
-        let policies = dir.join("policies.yml");
-        // JSON is YAML: policy-server reads it as it is.
-        std::fs::write(
-            &policies,
-            serde_json::to_string_pretty(
-                &json!({policy.id(): policy.policies_yml_entry(&module)}),
-            )?,
+        let (process, port) = crate::policy_server::spawn(
+            plane,
+            &dir,
+            &[(policy.clone(), annotated_wasm.to_path_buf())],
+            Some(&serving),
         )?;
-        let [port, readiness_port] = free_ports()?;
-        let mut command = std::process::Command::new(&program);
-        command
-            .arg(format!("--policies={}", policies.display()))
-            .args(["--addr", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--readiness-probe-port", &readiness_port.to_string()])
-            .arg(format!("--cert-file={}", serving.cert.display()))
-            .arg(format!("--key-file={}", serving.key.display()))
-            .args(["--workers", "2"])
-            .arg(format!("--policies-download-dir={}", dir.display()))
-            .arg(format!(
-                "--sigstore-cache-dir={}",
-                dir.join("sigstore").display()
-            ))
-            .env("KUBECONFIG", &kubeconfig)
-            .current_dir(&dir);
-        let mut process = Process::spawn("policy-server", command, &dir)?;
-        process.wait_ready(READY_WITHIN, "ready", || readiness(readiness_port))?;
         let url = format!("https://127.0.0.1:{port}");
         let log = process.log.clone();
         let server = PolicyServer {
@@ -352,18 +336,4 @@ fn canary_binding(plane: &ControlPlane, attempt: usize) -> Result<String> {
         "--force",
     ])?;
     Ok(answer)
-}
-
-/// policy-server's readiness probe: plain HTTP on its own port, whatever
-/// the admission port serves. Only the status line is read.
-fn readiness(port: u16) -> bool {
-    let probe = || -> std::io::Result<bool> {
-        let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-        stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-        stream.write_all(b"GET /readiness HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-        let mut head = [0u8; 12];
-        stream.read_exact(&mut head)?;
-        Ok(head.starts_with(b"HTTP/1.") && &head[9..12] == b"200")
-    };
-    probe().unwrap_or(false)
 }
