@@ -157,7 +157,7 @@ e2e-cluster: policy.wasm
 	$(CARGO) build --quiet --locked -p kubectl-deletion-cost --bin kubectl-deletion_cost && \
 	echo "cluster stories: Kubernetes $$($$kube_dir/kube-apiserver --version | cut -d' ' -f2), $$(policy-server --version | head -n1)" && \
 	KUBE_BIN_DIR="$$kube_dir" ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" DELETION_COST="$(TARGET_DIR)/debug/kubectl-deletion_cost" \
-		$(CARGO) test --locked -p e2e-tests --test cluster -- --ignored --test-threads=1 --nocapture
+		$(CARGO) test --locked -p e2e-tests --test cluster --test plugin_live -- --ignored --test-threads=1 --nocapture
 
 # The real policy-server on loopback, its host calls answered by the
 # Kubernetes API stand-in (crates/policy-server-rig/src/kube_api): needs

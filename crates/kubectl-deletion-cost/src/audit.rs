@@ -42,7 +42,26 @@ impl FindingKind {
             FindingKind::ZoneImbalance => "zone-imbalance",
         }
     }
+
+    /// The command that fixes a finding of this kind; `zone-imbalance`
+    /// says more where pods lack a cost (see [`Finding::fix`]).
+    pub fn fix(self) -> &'static str {
+        match self {
+            FindingKind::MissingCost => "kubectl deletion-cost backfill",
+            FindingKind::CostDiffers => "kubectl deletion-cost backfill --include-existing",
+            FindingKind::RankMissing
+            | FindingKind::RankDuplicated
+            | FindingKind::RankGap
+            | FindingKind::ZoneImbalance => "kubectl deletion-cost rebalance",
+        }
+    }
 }
+
+/// The fix of a zone-imbalance in a ReplicaSet whose pods lack costs too:
+/// the backfill gives them the ranks the policy would have, then the
+/// rebalance evens out what is left.
+const BACKFILL_THEN_REBALANCE: &str =
+    "kubectl deletion-cost backfill, then kubectl deletion-cost rebalance";
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,6 +74,8 @@ pub struct Finding {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub zone: Option<String>,
     pub detail: String,
+    /// The command that fixes it (with the options the audit was given).
+    pub fix: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -103,6 +124,18 @@ pub fn audit(
             Halving::AsZoneCostsAsk(note) => notes.push(note),
         }
     }
+    let lacking: BTreeSet<(String, String)> = findings
+        .iter()
+        .filter(|f| f.kind == FindingKind::MissingCost)
+        .map(|f| (f.namespace.clone(), f.replica_set.clone()))
+        .collect();
+    for f in &mut findings {
+        if f.kind == FindingKind::ZoneImbalance
+            && lacking.contains(&(f.namespace.clone(), f.replica_set.clone()))
+        {
+            f.fix = BACKFILL_THEN_REBALANCE.to_string();
+        }
+    }
     findings.sort();
     Ok(AuditReport {
         files: snapshot
@@ -126,6 +159,7 @@ fn finding(v: &PodView, kind: FindingKind, detail: String) -> Finding {
         pods: vec![v.name.clone()],
         zone: v.zone.clone(),
         detail,
+        fix: kind.fix().to_string(),
     }
 }
 
@@ -154,6 +188,21 @@ fn cost_finding(v: &PodView) -> Option<Finding> {
                 ),
             },
         )),
+        // With balance the policy writes a zone and a rank with every
+        // cost: a ranked pod with neither carries a cost from elsewhere
+        // (its pod template, say), which the binding would have replaced.
+        (Some(cost), true) if v.cost_predates_policy() => {
+            let mut f = finding(
+                v,
+                FindingKind::CostDiffers,
+                format!(
+                    "cost {cost} without the policy's zone and rank (set before the policy saw the pod); the policy would have replaced it at binding with {base} minus the pod's rank in zone {}",
+                    v.zone.as_deref().unwrap_or("-")
+                ),
+            );
+            f.fix = FindingKind::RankMissing.fix().to_string();
+            Some(f)
+        }
         (Some(cost), _) => {
             let want = v.cost_with_rank(v.rank)?;
             (*cost != want).then(|| {
@@ -229,11 +278,12 @@ fn rank_findings(key: &ZoneKey, members: &[&PodView]) -> Vec<Finding> {
         pods,
         zone: Some(zone.clone()),
         detail,
+        fix: FindingKind::fix(kind).to_string(),
     };
     // A pod without a cost is reported as such, its rank with it.
     for v in members
         .iter()
-        .filter(|v| v.ranked() && v.rank.is_none() && v.cost.is_some())
+        .filter(|v| v.ranked() && v.rank.is_none() && v.cost.is_some() && !v.cost_predates_policy())
     {
         let detail = match &v.rank_text {
             None => "no rank".to_string(),
@@ -341,6 +391,7 @@ fn halving(cluster: &Cluster, settings: &Settings, set: &BalancedSet) -> Halving
         pods: Vec::new(),
         zone: None,
         detail,
+        fix: FindingKind::ZoneImbalance.fix().to_string(),
     })
 }
 
@@ -369,7 +420,7 @@ pub fn render_table(r: &AuditReport) -> String {
         let _ = writeln!(out, "Findings: none");
     } else {
         let _ = writeln!(out, "Findings ({}):", r.findings.len());
-        let rows: Vec<[String; 5]> = r
+        let rows: Vec<[String; 6]> = r
             .findings
             .iter()
             .map(|f| {
@@ -383,11 +434,12 @@ pub fn render_table(r: &AuditReport) -> String {
                     },
                     f.zone.clone().unwrap_or_else(|| "-".into()),
                     f.detail.clone(),
+                    f.fix.clone(),
                 ]
             })
             .collect();
         out.push_str(&crate::table(
-            ["KIND", "REPLICASET", "POD", "ZONE", "DETAIL"],
+            ["KIND", "REPLICASET", "POD", "ZONE", "DETAIL", "FIX"],
             &rows,
         ));
     }

@@ -82,6 +82,13 @@ impl PodView {
     pub fn is_placeholder(&self) -> bool {
         self.verdict == Verdict::Placeholder
     }
+
+    /// The pod carries a cost but neither of the policy's zone and rank
+    /// annotations, which it writes with every cost when it balances:
+    /// the cost came from elsewhere (the pod template, another tool).
+    pub fn cost_predates_policy(&self) -> bool {
+        self.cost.is_some() && self.zone_annotation.is_none() && self.rank_text.is_none()
+    }
 }
 
 /// The snapshot's pods as a cluster, in the state the snapshot shows.

@@ -5,12 +5,15 @@
 //! order is computed as the ReplicaSet controller would, and optional
 //! scale-downs are applied.
 
+pub mod apply;
 pub mod audit;
 pub mod backfill;
 pub mod cli;
 pub mod expected;
 pub mod html;
+pub mod live;
 pub mod policy_source;
+pub mod rebalance;
 pub mod registry;
 
 use cluster_sim::snapshot::{Snapshot, format_timestamp};
@@ -126,7 +129,9 @@ impl PolicyConfig {
         }
     }
 
-    fn from_manifest(file: &str, policy: &Value) -> Result<PolicyConfig, String> {
+    /// A ClusterAdmissionPolicy or AdmissionPolicy read from `file` (or a
+    /// cluster), its settings and scope.
+    pub fn from_manifest(file: &str, policy: &Value) -> Result<PolicyConfig, String> {
         let kind = policy
             .get("kind")
             .and_then(Value::as_str)

@@ -9,7 +9,7 @@ use common::{NOW, Run, root, run, snapshot};
 
 use cluster_sim::snapshot::{Snapshot, parse_timestamp};
 use kubectl_deletion_cost::audit::{self, AuditReport};
-use kubectl_deletion_cost::{Options, PolicyConfig, backfill, expected, simulate};
+use kubectl_deletion_cost::{Options, PolicyConfig, backfill, expected, rebalance, simulate};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use wasm_host::Policy;
@@ -298,6 +298,39 @@ fn balance_without_zone_costs_flags_the_uneven_halving() {
 }
 
 #[test]
+fn every_finding_names_the_command_that_fixes_it() {
+    let r = run_audit(&ack(), &balance_only());
+    let fixes: std::collections::BTreeSet<(&str, &str)> = r
+        .findings
+        .iter()
+        .map(|f| (f.kind.as_str(), f.fix.as_str()))
+        .collect();
+    assert_eq!(
+        fixes.into_iter().collect::<Vec<_>>(),
+        [
+            ("missing-cost", "kubectl deletion-cost backfill"),
+            // Pods of the ReplicaSet lack a cost: backfill them first.
+            (
+                "zone-imbalance",
+                "kubectl deletion-cost backfill, then kubectl deletion-cost rebalance"
+            ),
+        ]
+    );
+    let table = audit::render_table(&r);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("  KIND ") && l.contains(" DETAIL ") && l.ends_with(" FIX"))
+            && table.lines().any(|l| l.starts_with("  zone-imbalance")
+                && l.contains(" h 2→0, i 2→1, k 2→2 ")
+                && l.ends_with(
+                    "  kubectl deletion-cost backfill, then kubectl deletion-cost rebalance"
+                )),
+        "{table}"
+    );
+}
+
+#[test]
 fn eks_example_settings_hybrid_pods_lack_cost_1() {
     let r = run_audit(&eks(), &config("eks-hybrid-bursting.yaml"));
     let want: Vec<String> = ["8x8gn", "cdghh", "ddbsb", "fjx4r", "kbqgc", "ms5nt", "q4x8n", "xlgbw"]
@@ -507,6 +540,118 @@ fn damaged_annotations_are_found_and_fixed_with_include_existing() {
             "rank-duplicated shop/web-58c9d7f6b4 [web-58c9d7f6b4-88z5p,web-58c9d7f6b4-rvxhf] i: 2 pods hold rank 3",
         ]
     );
+}
+
+/// The ACK snapshot installed halfway (see `ack_half_installed`), where
+/// the pods bound before the policy carry a cost from their pod template:
+/// a cost, but neither the policy's zone nor its rank.
+fn ack_template_costs(dir: &Path) -> Vec<PathBuf> {
+    let half = ack_half_installed(&dir.join("half"));
+    rewrite(&half, &dir.join("template"), |_, name, pod| {
+        let is_workload = name.starts_with("web-") || name.starts_with("api-");
+        if is_workload && pod["metadata"]["annotations"][cluster_sim::COST_ANNOTATION].is_null() {
+            set_annotation(pod, cluster_sim::COST_ANNOTATION, "5");
+        }
+    })
+}
+
+#[test]
+fn a_cost_from_the_pod_template_is_reported_as_differing_and_rebalanced() {
+    let dir = scratch("template-costs");
+    let files = ack_template_costs(&dir);
+    let config = config("ack-zones-placeholders.yaml");
+    let r = run_audit(&Snapshot::load(&files).unwrap(), &config);
+    let want: Vec<String> = [
+        ("bs8gv", "k"),
+        ("lg9h6", "k"),
+        ("lk9jc", "i"),
+        ("ntbms", "i"),
+        ("zd89n", "i"),
+    ]
+    .iter()
+    .map(|(p, z)| {
+        format!(
+            "cost-differs shop/{WEB} [{WEB}-{p}] {z}: cost 5 without the policy's zone and rank (set before the policy saw the pod); the policy would have replaced it at binding with {} minus the pod's rank in zone {z}",
+            if *z == "i" { 10 } else { 0 }
+        )
+    })
+    .collect();
+    assert_eq!(lines(&r), want);
+    assert!(
+        r.findings
+            .iter()
+            .all(|f| f.fix == "kubectl deletion-cost rebalance"),
+        "{:?}",
+        r.findings
+    );
+    // The backfill leaves them: they carry a cost.
+    let views = views_of(&Snapshot::load(&files).unwrap(), &config);
+    assert_eq!(backfill::plan(&views, false), []);
+    // The rebalance gives them the slots the policy counted them in when
+    // it ranked the pods bound after it (3 and 4 in zone i, 2 in zone k),
+    // oldest binding first, and the cost of that rank.
+    let commands = backfill::render_commands(&rebalance::plan(&views));
+    let words: Vec<&str> = commands
+        .lines()
+        .map(|l| l.split_once(" -n shop ").map_or(l, |(_, w)| w))
+        .collect();
+    assert_eq!(
+        words,
+        [
+            "pod/web-58c9d7f6b4-zd89n controller.kubernetes.io/pod-deletion-cost=10 pod-deletion-cost.kubewarden.io/rank=0 pod-deletion-cost.kubewarden.io/zone=i",
+            "pod/web-58c9d7f6b4-lk9jc controller.kubernetes.io/pod-deletion-cost=9 pod-deletion-cost.kubewarden.io/rank=1 pod-deletion-cost.kubewarden.io/zone=i",
+            "pod/web-58c9d7f6b4-ntbms controller.kubernetes.io/pod-deletion-cost=8 pod-deletion-cost.kubewarden.io/rank=2 pod-deletion-cost.kubewarden.io/zone=i",
+            "pod/web-58c9d7f6b4-lg9h6 controller.kubernetes.io/pod-deletion-cost=0 pod-deletion-cost.kubewarden.io/rank=0 pod-deletion-cost.kubewarden.io/zone=k",
+            "pod/web-58c9d7f6b4-bs8gv controller.kubernetes.io/pod-deletion-cost=-1 pod-deletion-cost.kubewarden.io/rank=1 pod-deletion-cost.kubewarden.io/zone=k",
+        ],
+        "{commands}"
+    );
+    let fixed = apply_backfill(&files, &commands, &dir.join("fixed"));
+    assert_eq!(
+        lines(&run_audit(&Snapshot::load(&fixed).unwrap(), &config)),
+        Vec::<String>::new()
+    );
+}
+
+/// Backfills, then rebalances, the snapshot (applying the printed
+/// commands each time), and audits what is left.
+fn backfill_then_rebalance(files: &[PathBuf], config: &PolicyConfig, dir: &Path) -> AuditReport {
+    let (_, _) = backfill_round_trip(files, config, false, &dir.join("backfilled"));
+    let backfilled: Vec<PathBuf> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            dir.join("backfilled")
+                .join(format!("{i}-{}", f.file_name().unwrap().to_string_lossy()))
+        })
+        .collect();
+    let views = views_of(&Snapshot::load(&backfilled).unwrap(), config);
+    let commands = backfill::render_commands(&rebalance::plan(&views));
+    let after = apply_backfill(&backfilled, &commands, &dir.join("rebalanced"));
+    run_audit(&Snapshot::load(&after).unwrap(), config)
+}
+
+#[rstest::rstest]
+#[case::ack_example("ack", "ack-zones-placeholders.yaml")]
+#[case::ack_balance_only("ack", "")]
+#[case::eks_example("eks", "eks-hybrid-bursting.yaml")]
+#[case::half_installed("half", "ack-zones-placeholders.yaml")]
+#[case::template_costs("template", "ack-zones-placeholders.yaml")]
+fn backfill_then_rebalance_leaves_nothing_to_report(#[case] which: &str, #[case] example: &str) {
+    let dir = scratch(&format!("then-rebalance-{which}-{}", example.len()));
+    let files = match which {
+        "ack" => ack_files(),
+        "eks" => vec![snapshot("eks-hybrid/cluster.json")],
+        "half" => ack_half_installed(&dir.join("half")),
+        _ => ack_template_costs(&dir.join("input")),
+    };
+    let config = if example.is_empty() {
+        balance_only()
+    } else {
+        config(example)
+    };
+    let r = backfill_then_rebalance(&files, &config, &dir);
+    assert_eq!(lines(&r), Vec::<String>::new());
 }
 
 /// The command itself: `kubectl-deletion_cost <command> --policy

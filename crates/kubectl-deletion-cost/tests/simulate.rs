@@ -449,12 +449,34 @@ enum Says {
     2,
     Says::StartsWith("error: invalid value 'web=2' for '--scale <NS/NAME=N>': --scale \"web=2\": expected <namespace>/<replicaset-or-deployment>=<replicas>, e.g. shop/web=3\n")
 )]
-#[case::no_snapshot(
+#[case::no_snapshot_and_no_kubeconfig(
+    "absent.kubeconfig",
+    None,
+    &["--kubeconfig", "FILE"],
+    2,
+    Says::StartsWith("error: --kubeconfig FILE: ")
+)]
+#[case::no_snapshot_and_no_api_server(
+    "unreachable.kubeconfig",
+    // Port 1 of loopback: nothing listens there, the connection is refused.
+    Some("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1', insecure-skip-tls-verify: true}\ncontexts:\n- name: here\n  context: {cluster: c, user: u, namespace: shop}\ncurrent-context: here\nusers:\n- name: u\n  user: {token: t}\n"),
+    &["--kubeconfig", "FILE"],
+    2,
+    Says::StartsWith("error: context here: cannot list nodes: the API server at https://127.0.0.1:1/ cannot be reached: ")
+)]
+#[case::unknown_context(
+    "one.kubeconfig",
+    Some("apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'https://127.0.0.1:1'}\ncontexts:\n- name: here\n  context: {cluster: c, user: u}\ncurrent-context: here\nusers:\n- name: u\n  user: {token: t}\n"),
+    &["--kubeconfig", "FILE", "--context", "there"],
+    2,
+    Says::Exactly("error: context there: not in the kubeconfig (its contexts: here)")
+)]
+#[case::namespace_with_a_snapshot(
     "",
     None,
-    &[],
+    &["-n", "shop", "EKS"],
     2,
-    Says::StartsWith("error: the following required arguments were not provided:\n  <SNAPSHOT>...\n\nUsage: kubectl deletion-cost simulate")
+    Says::Exactly("error: -n/--namespace and -A/--all-namespaces choose what is read from the cluster; a snapshot file is read whole (export one namespace with kubectl get -n NS instead)")
 )]
 #[case::snapshot_missing("missing.json", None, &["FILE"], 2, Says::StartsWith("error: FILE: cannot read: "))]
 fn bad_inputs_name_the_file_and_field(

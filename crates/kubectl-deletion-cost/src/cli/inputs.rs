@@ -1,7 +1,10 @@
-//! What every subcommand that looks at a cluster reads: the snapshot, the
-//! policy's settings, the policy module, the clock, and whether costs
-//! already in the snapshot count.
+//! What every subcommand that looks at a cluster reads: the snapshot (files,
+//! or the live cluster of a kubeconfig context), the policy's settings, the
+//! policy module, the clock, and whether costs already in the snapshot
+//! count.
 
+use super::progress::Progress;
+use crate::live::{Live, Target};
 use crate::policy_source::PolicySource;
 use crate::{Options, PolicyConfig};
 use clap::Args;
@@ -16,15 +19,24 @@ pub const STDIN_NAME: &str = "(standard input)";
 #[derive(Debug, Clone, Args)]
 pub struct Inputs {
     /// kubectl output: `kubectl get nodes,pods -A -o json > cluster.json`, or
-    /// two files (nodes, then pods); `-` reads standard input
-    #[arg(value_name = "SNAPSHOT", required = true)]
+    /// two files (nodes, then pods); `-` reads standard input [default: the
+    /// live cluster of the kubeconfig context]
+    #[arg(value_name = "SNAPSHOT")]
     pub snapshots: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
 
     /// Policy settings (YAML or JSON), or a ClusterAdmissionPolicy /
     /// AdmissionPolicy manifest whose spec.settings is read [default: the
     /// policy's defaults]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "from_policy")]
     pub settings: Option<PathBuf>,
+
+    /// Read the settings of this ClusterAdmissionPolicy
+    /// (policies.kubewarden.io/v1) in the context's cluster
+    #[arg(long, value_name = "NAME")]
+    pub from_policy: Option<String>,
 
     /// The policy module: a .wasm file or registry://HOST/REPO:TAG
     /// [default: the module built into this command]
@@ -47,6 +59,42 @@ pub struct Inputs {
     pub strip_costs: bool,
 }
 
+/// The cluster to read, with kubectl's own flags.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// The kubeconfig file [default: KUBECONFIG, else ~/.kube/config]
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// The kubeconfig context [default: its current context]
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+
+    /// Read the pods of this namespace [default: the context's namespace]
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "NAMESPACE",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespace: Option<String>,
+
+    /// Read the pods of every namespace
+    #[arg(long, short = 'A')]
+    pub all_namespaces: bool,
+}
+
+impl ClusterArgs {
+    fn target(&self) -> Target {
+        Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+            namespace: self.namespace.clone(),
+            all_namespaces: self.all_namespaces,
+        }
+    }
+}
+
 fn parse_now(text: &str) -> Result<u64, String> {
     parse_timestamp(text)
 }
@@ -58,12 +106,31 @@ pub struct Loaded {
     pub policy: Policy,
     /// The options shared by every subcommand, `now` filled in.
     pub options: Options,
+    /// The cluster read, when the snapshot or the settings came from one.
+    pub live: Option<Live>,
 }
 
 impl Inputs {
     pub fn load(&self) -> Result<Loaded, String> {
-        let snapshot = self.read_snapshot()?;
-        let config = PolicyConfig::load(self.settings.as_deref())?;
+        let live = if self.snapshots.is_empty() || self.from_policy.is_some() {
+            Some(Live::connect(&self.cluster.target())?)
+        } else {
+            None
+        };
+        let snapshot = match (&live, self.snapshots.is_empty()) {
+            (Some(live), true) => {
+                let mut progress = Progress::on_stderr();
+                live.read_snapshot(&mut |what, done, total| progress.update(what, done, total))?
+            }
+            _ => {
+                self.refuse_cluster_flags()?;
+                self.read_snapshot()?
+            }
+        };
+        let config = match (&self.from_policy, &live) {
+            (Some(name), Some(live)) => live.cluster_policy(name)?,
+            _ => PolicyConfig::load(self.settings.as_deref())?,
+        };
         let source = self.policy.clone().unwrap_or_default();
         let module = source.fetch(&self.insecure_registry)?;
         let policy = Policy::from_bytes(&module)
@@ -81,7 +148,27 @@ impl Inputs {
             config,
             policy,
             options,
+            live: live.filter(|_| self.snapshots.is_empty()),
         })
+    }
+
+    /// `-n` and `-A` choose what is read from a cluster, and a snapshot
+    /// file is read whole; `--kubeconfig` and `--context` name a cluster
+    /// that, with a snapshot and no `--from-policy`, nothing is read from.
+    /// Ignoring them silently would report other pods than asked.
+    fn refuse_cluster_flags(&self) -> Result<(), String> {
+        let c = &self.cluster;
+        if c.namespace.is_some() || c.all_namespaces {
+            return Err(
+                "-n/--namespace and -A/--all-namespaces choose what is read from the cluster; a snapshot file is read whole (export one namespace with kubectl get -n NS instead)".into(),
+            );
+        }
+        if self.from_policy.is_none() && (c.kubeconfig.is_some() || c.context.is_some()) {
+            return Err(
+                "--kubeconfig/--context: a snapshot file is given, so nothing is read from a cluster; leave the file out to read the cluster".into(),
+            );
+        }
+        Ok(())
     }
 
     /// `--strip-costs` belongs to the replay: a command that reads the

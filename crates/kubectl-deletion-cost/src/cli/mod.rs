@@ -3,9 +3,11 @@
 
 mod audit;
 mod backfill;
+mod changes;
 mod completion;
 mod inputs;
 mod progress;
+mod rebalance;
 mod simulate;
 
 pub use inputs::{Inputs, Loaded, STDIN_NAME};
@@ -19,7 +21,8 @@ use std::process::ExitCode;
 pub const BIN_NAME: &str = "kubectl-deletion_cost";
 
 /// Exit status when the command could not do its work: bad arguments, an
-/// unreadable or invalid snapshot, settings or policy module.
+/// unreadable or invalid snapshot, settings or policy module, a cluster
+/// that cannot be reached or refuses a permission.
 pub const EXIT_BAD_INPUT: u8 = 2;
 
 #[derive(Debug, Parser)]
@@ -27,8 +30,8 @@ pub const EXIT_BAD_INPUT: u8 = 2;
     name = BIN_NAME,
     bin_name = "kubectl deletion-cost",
     version,
-    about = "What the pod-deletion-cost policy would do to a cluster, from a kubectl snapshot",
-    after_help = "Snapshot: kubectl get nodes,pods -A -o json > cluster.json (or `-` for standard input)"
+    about = "What the pod-deletion-cost policy would do to a cluster: the live cluster of the kubeconfig context, or a kubectl snapshot",
+    after_help = "Without a SNAPSHOT the cluster of the current kubeconfig context is read (--kubeconfig, --context, -n, -A). Snapshot: kubectl get nodes,pods -A -o json > cluster.json (or `-` for standard input)"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -40,6 +43,7 @@ pub enum Command {
     Simulate(simulate::SimulateArgs),
     Audit(audit::AuditArgs),
     Backfill(backfill::BackfillArgs),
+    Rebalance(rebalance::RebalanceArgs),
     Completion(completion::CompletionArgs),
 }
 
@@ -72,6 +76,7 @@ pub fn run(command: Command) -> Result<ExitCode, String> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Audit(args) => audit::run(&args),
         Command::Backfill(args) => backfill::run(&args),
+        Command::Rebalance(args) => rebalance::run(&args),
         Command::Completion(args) => completion::run(&args),
     }
 }

@@ -1,6 +1,7 @@
-//! A progress line on standard error while a large snapshot is replayed:
-//! only when standard error is a terminal (a pipe or a log file gets
-//! nothing), and only once the replay has taken long enough to wonder.
+//! A progress line on standard error while a large snapshot is replayed or
+//! a cluster's pods are listed: only when standard error is a terminal (a
+//! pipe or a log file gets nothing), and only once the work has taken long
+//! enough to wonder.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -25,8 +26,9 @@ impl Progress {
         }
     }
 
-    /// `done` of `total` bindings replayed; at the end the line is erased.
-    pub fn update(&mut self, done: usize, total: usize) {
+    /// `done` of `total` items of `what` (`replaying bindings`, `list
+    /// pods`); at the end the line is erased.
+    pub fn update(&mut self, what: &str, done: usize, total: usize) {
         if !self.enabled || self.started.elapsed() < QUIET_FOR {
             return;
         }
@@ -42,7 +44,7 @@ impl Progress {
             return;
         }
         let percent = done * 100 / total.max(1);
-        let _ = write!(err, "\rreplaying bindings: {done}/{total} ({percent}%)");
+        let _ = write!(err, "\r{what}: {done}/{total} ({percent}%)\x1b[K");
         let _ = err.flush();
         self.drawn = Some(Instant::now());
     }

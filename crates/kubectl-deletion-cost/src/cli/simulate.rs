@@ -51,7 +51,7 @@ pub fn run(args: &SimulateArgs) -> Result<ExitCode, String> {
         &loaded.snapshot,
         &loaded.config,
         &options,
-        &mut |done, total| progress.update(done, total),
+        &mut |done, total| progress.update("replaying bindings", done, total),
     )?;
     let text = match args.output {
         Output::Json => serde_json::to_string_pretty(&report).map_err(|e| e.to_string())? + "\n",
