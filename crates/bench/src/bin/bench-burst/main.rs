@@ -47,6 +47,10 @@ struct Args {
     /// third system, e.g. the module before a change to the ranking.
     #[arg(long, env = "BURST_BASELINE_WASM")]
     baseline_wasm: Option<PathBuf>,
+    /// `kubectl-deletion_cost`: with it, a fourth system runs the policy
+    /// and `rebalance --apply` between the burst and the scale-down.
+    #[arg(long, env = "DELETION_COST")]
+    deletion_cost: Option<PathBuf>,
     /// Where the raw figures go.
     #[arg(long, env = "BURST_JSON", default_value = "target/bench-burst.json")]
     json: PathBuf,
@@ -58,6 +62,9 @@ const ZONES: [&str; 3] = ["a", "b", "c"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum System {
     Policy,
+    /// The policy, and `kubectl deletion-cost rebalance --apply` after the
+    /// burst.
+    Rebalanced,
     Baseline,
     Alone,
 }
@@ -66,6 +73,7 @@ impl System {
     fn name(self) -> &'static str {
         match self {
             System::Policy => "policy (zones.balance)",
+            System::Rebalanced => "policy + rebalance",
             System::Baseline => "baseline module",
             System::Alone => "Kubernetes alone",
         }
@@ -74,6 +82,7 @@ impl System {
     fn tag(self) -> &'static str {
         match self {
             System::Policy => "policy",
+            System::Rebalanced => "rebalanced",
             System::Baseline => "baseline",
             System::Alone => "alone",
         }
@@ -93,6 +102,8 @@ struct Run {
     writes_per_pod: f64,
     /// First pod created to last pod bound, for `throughput_pods`.
     bind_seconds: f64,
+    /// Pods `rebalance --apply` patched after the burst.
+    rebalanced: Option<usize>,
 }
 
 fn spread(counts: &BTreeMap<String, usize>) -> usize {
@@ -137,11 +148,16 @@ fn main() -> Result<()> {
         }
         None => None,
     };
-    let systems: Vec<System> = if baseline.is_some() {
-        vec![System::Policy, System::Baseline, System::Alone]
-    } else {
-        vec![System::Policy, System::Alone]
-    };
+    let mut systems = vec![System::Policy];
+    if args.deletion_cost.is_some() {
+        systems.push(System::Rebalanced);
+    }
+    if baseline.is_some() {
+        systems.push(System::Baseline);
+    }
+    systems.push(System::Alone);
+    let settings_file = dir.join("burst-settings.json");
+    std::fs::write(&settings_file, settings.to_string())?;
 
     let mut runs = Vec::new();
     // One webhook at most is registered at a time: the one of the system
@@ -150,7 +166,7 @@ fn main() -> Result<()> {
     for run in 0..args.runs {
         for &system in &systems {
             let wanted = match system {
-                System::Policy => Some(&server),
+                System::Policy | System::Rebalanced => Some(&server),
                 System::Baseline => baseline.as_ref(),
                 System::Alone => None,
             };
@@ -161,7 +177,7 @@ fn main() -> Result<()> {
                 next.register(&mut plane)?;
                 registered = Some(next);
             }
-            let result = one_run(&mut plane, &args, system, run, &zone_of)
+            let result = one_run(&mut plane, &args, system, run, &zone_of, &settings_file)
                 .with_context(|| format!("{} run {}", system.name(), run + 1))?;
             eprintln!("{}", describe(&result));
             runs.push(result);
@@ -208,6 +224,7 @@ fn one_run(
     system: System,
     run: usize,
     zone_of: &BTreeMap<String, String>,
+    settings_file: &std::path::Path,
 ) -> Result<Run> {
     let tag = system.tag();
     let web = Deployment::new(&format!("burst-{tag}-{run}"), 0).spread_over(ZONE_KEY);
@@ -221,6 +238,10 @@ fn one_run(
         .map(|(z, p)| (z.clone(), workload::rank_stats(p)))
         .collect();
     let mut steps = vec![(args.burst, counts(&pods, zone_of))];
+    let mut rebalanced = None;
+    if let (System::Rebalanced, Some(tool)) = (system, &args.deletion_cost) {
+        rebalanced = Some(rebalance(plane, tool, settings_file)?);
+    }
     for &n in &args.steps {
         let left = workload::scale(plane, &web, n)?;
         steps.push((n, counts(&left, zone_of)));
@@ -239,7 +260,40 @@ fn one_run(
         steps,
         writes_per_pod: writes as f64 / pods.len().max(1) as f64,
         bind_seconds,
+        rebalanced,
     })
+}
+
+/// `kubectl deletion-cost rebalance --apply` on the whole cluster as the
+/// administrator; the number of pods it patched.
+fn rebalance(
+    plane: &ControlPlane,
+    tool: &std::path::Path,
+    settings: &std::path::Path,
+) -> Result<usize> {
+    let out = std::process::Command::new(tool)
+        .args(["rebalance", "--apply", "--settings"])
+        .arg(settings)
+        .env("KUBECONFIG", &plane.admin_kubeconfig)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", tool.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    anyhow::ensure!(
+        out.status.success(),
+        "rebalance --apply failed ({}): {stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The summary line: "N pods patched, M refused".
+    let patched = stdout
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_suffix(" refused"))
+        .and_then(|l| l.split(" pods patched").next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Ok(patched)
 }
 
 fn counts(pods: &[Pod], zone_of: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
@@ -395,6 +449,7 @@ fn write_json(args: &Args, settings: &Value, runs: &[Run], throughput_ratio: f64
                 // it with spec.nodeName, so no time passes between the two.
                 "bindingToCostSeconds": if r.system == System::Alone { Value::Null } else { json!(0.0) },
                 "bindSeconds": r.bind_seconds,
+                "rebalancePatched": r.rebalanced,
             })
         })
         .collect();
