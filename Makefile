@@ -18,7 +18,7 @@ export DELETION_COST_POLICY_WASM := $(CURDIR)/policy.wasm
 
 
 .PHONY: kube control-plane-bin cluster cluster-down e2e-cluster bench-burst
-.PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server policy-server-rig policy-server-latency load demo simulate bench bench-readers bench-simulate profile perf-stat fuzz-smoke size push clean
+.PHONY: all install self-contained wasm-target fmt fmt-check lint test unit-tests fuzz-regressions e2e-tests e2e-policy-server rig-bin policy-server-rig policy-server-latency load demo simulate bench bench-readers bench-simulate profile perf-stat fuzz-smoke size push clean
 
 all: policy.wasm
 
@@ -87,7 +87,7 @@ unit-tests:
 # The compiled module through waPC in wasmtime (case table, scenarios,
 # packaging checks), then the same cases under kwctl when it is installed.
 e2e-tests: policy.wasm
-	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p bench -p policy-server-rig -p e2e-tests
+	$(CARGO) test --locked -p wasm-host -p cluster-sim -p kubectl-deletion-cost -p bench -p e2e-tests
 	@if ! command -v bats >/dev/null; then \
 		echo "bats not found: e2e-tests/e2e.bats was not run"; \
 	else \
@@ -159,49 +159,70 @@ e2e-cluster: policy.wasm
 	KUBE_BIN_DIR="$$kube_dir" ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" DELETION_COST="$(TARGET_DIR)/debug/kubectl-deletion_cost" \
 		$(CARGO) test --locked -p e2e-tests --test cluster --test plugin_live -- --ignored --test-threads=1 --nocapture
 
-# The real policy-server on loopback, its host calls answered by the
-# Kubernetes API stand-in (crates/policy-server-rig/src/kube_api): needs
-# policy-server, and kwctl to annotate the module; says so and skips
-# without them.
+# What the policy-server targets below need: policy-server (Kubewarden
+# 1.36), kwctl (which annotates the modules), the tools given as $(1) and
+# the Kubernetes programs (make kube), whose directory it leaves in
+# kube_dir. Without one it says what was skipped and why, and stops the
+# recipe: a skip, or under CI=true a failure. One shell line with the
+# commands that follow it.
+define POLICY_SERVER_RUNTIME
+missing=""; \
+for tool in policy-server $(KWCTL) $(1); do command -v $$tool >/dev/null || missing="$${missing:+$$missing, }$$tool on PATH"; done; \
+if [ -z "$$missing" ] && ! $(MAKE) --no-print-directory control-plane-bin >/dev/null; then missing="the control-plane tool"; fi; \
+if [ -z "$$missing" ] && ! kube_dir="$$($(CONTROL_PLANE) kube)"; then missing="the Kubernetes programs (make kube needs Go)"; fi; \
+if [ -n "$$missing" ]; then \
+	echo "skipped: $@ needs $$missing"; \
+	if [ "$${CI:-}" = true ]; then echo "CI=true: a missing runtime is a failure"; exit 1; fi; \
+	exit 0; \
+fi
+endef
+
+# The real policy-server on loopback in front of a real kube-apiserver
+# (with etcd), AdmissionReviews posted to it directly
+# (e2e-tests/tests/policy_server.rs).
 e2e-policy-server: policy.wasm
-	@if ! command -v policy-server >/dev/null; then \
-		echo "skipped: policy-server not found on PATH: the policy-server end-to-end test did not run (install policy-server from Kubewarden's releases)"; \
-		if [ "$${CI:-}" = true ]; then echo "CI=true: a missing runtime is a failure"; exit 1; fi; \
-	elif ! command -v $(KWCTL) >/dev/null; then \
-		echo "skipped: kwctl not found on PATH (it annotates policy.wasm for policy-server): the policy-server end-to-end test did not run"; \
-		if [ "$${CI:-}" = true ]; then echo "CI=true: a missing runtime is a failure"; exit 1; fi; \
-	else \
-		$(MAKE) --no-print-directory annotated-policy.wasm && \
-		echo "policy-server end to end under $$(policy-server --version | head -n1):" && \
-		ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" $(CARGO) test --locked -p e2e-tests --test policy_server -- --ignored; \
-	fi
+	@$(call POLICY_SERVER_RUNTIME); \
+	$(MAKE) --no-print-directory annotated-policy.wasm && \
+	echo "policy-server end to end under $$(policy-server --version | head -n1), kube-apiserver $$($$kube_dir/kube-apiserver --version | cut -d' ' -f2):" && \
+	KUBE_BIN_DIR="$$kube_dir" ANNOTATED_POLICY_WASM="$(CURDIR)/annotated-policy.wasm" \
+		$(CARGO) test --locked -p e2e-tests --test policy_server -- --ignored
 
 # policy-server loads only annotated modules; the mutating floor borrows the
 # policy's metadata so that it gets the same host capabilities.
 annotated-mutating-floor.wasm: mutating-floor.wasm metadata.yml
 	$(KWCTL) annotate -m metadata.yml -o annotated-mutating-floor.wasm mutating-floor.wasm
 
+# The policy-server rig (crates/bench/src/bin/policy-server-rig): etcd,
+# kube-apiserver holding the fixture cluster, and policy-server reading it
+# as its ServiceAccount, on loopback.
+RIG := $(TARGET_DIR)/native-release/policy-server-rig
+rig-bin:
+	@$(CARGO) build --quiet --locked --profile native-release -p bench --bin policy-server-rig
+
 # Requests per second through the real policy-server (wrk, 8 connections),
 # this policy against the mutating floor, alternating round by round, for a
 # hybrid binding and a balance binding with 100 siblings:
 #   make load [LOAD_ROUNDS=5] [LOAD_SECONDS=10]
-load: annotated-policy.wasm annotated-mutating-floor.wasm
-	$(CARGO) build --locked --profile native-release -p policy-server-rig --bin policy-server-rig
-	scripts/load.sh $(TARGET_DIR)/native-release/policy-server-rig $(CURDIR)/annotated-policy.wasm $(CURDIR)/annotated-mutating-floor.wasm
+load:
+	@$(call POLICY_SERVER_RUNTIME,wrk curl); \
+	$(MAKE) --no-print-directory annotated-policy.wasm annotated-mutating-floor.wasm rig-bin && \
+	KUBE_BIN_DIR="$$kube_dir" scripts/load.sh $(RIG) $(CURDIR)/annotated-policy.wasm $(CURDIR)/annotated-mutating-floor.wasm
 
-# policy-server and the API stand-in from a shell, until stdin closes:
-#   make policy-server-rig [RIG_ARGS="--api-log --siblings 1000"]
+# The rig from a shell, until stdin closes:
+#   make policy-server-rig [RIG_ARGS="--siblings 1000"]
 RIG_ARGS ?=
-policy-server-rig: annotated-policy.wasm
-	$(CARGO) build --locked --profile native-release -p policy-server-rig --bin policy-server-rig
-	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm $(RIG_ARGS)
+policy-server-rig:
+	@$(call POLICY_SERVER_RUNTIME); \
+	$(MAKE) --no-print-directory annotated-policy.wasm rig-bin && \
+	KUBE_BIN_DIR="$$kube_dir" $(RIG) --wasm annotated-policy.wasm $(RIG_ARGS)
 
 # What a binding costs through policy-server, next to the floor module:
 #   make policy-server-latency [REQUESTS=3000] [RIG_ARGS="--siblings 1000"]
 REQUESTS ?= 3000
-policy-server-latency: annotated-policy.wasm annotated-floor.wasm
-	$(CARGO) build --locked --profile native-release -p policy-server-rig --bin policy-server-rig
-	$(TARGET_DIR)/native-release/policy-server-rig --wasm annotated-policy.wasm --floor annotated-floor.wasm \
+policy-server-latency:
+	@$(call POLICY_SERVER_RUNTIME); \
+	$(MAKE) --no-print-directory annotated-policy.wasm annotated-floor.wasm rig-bin && \
+	KUBE_BIN_DIR="$$kube_dir" $(RIG) --wasm annotated-policy.wasm --floor annotated-floor.wasm \
 		--measure $(REQUESTS) $(RIG_ARGS)
 
 # The fuzz harnesses on the stable toolchain: every saved regression and

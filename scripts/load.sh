@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Requests per second and latency through the real policy-server: this
-# policy against the mutating floor module, under the same wrk load,
-# alternating round by round (a shared machine's speed drifts, so each
-# round's ratio compares neighbours in time).
+# Requests per second and latency through the real policy-server, its host
+# calls answered by a real kube-apiserver: this policy against the mutating
+# floor module, under the same wrk load, alternating round by round (a
+# shared machine's speed drifts, so each round's ratio compares neighbours
+# in time). RIG is crates/bench's policy-server-rig, which starts etcd,
+# kube-apiserver (the Kubernetes programs from KUBE_BIN_DIR or make kube's
+# cache) and policy-server; `make load` checks for every program first.
 #   scripts/load.sh RIG POLICY_WASM FLOOR_WASM
 #   LOAD_ROUNDS (5), LOAD_SECONDS (10), LOAD_CONNECTIONS (8), LOAD_THREADS (2)
 set -euo pipefail
 rig="$1" policy="$2" floor="$3"
 rounds="${LOAD_ROUNDS:-5}" seconds="${LOAD_SECONDS:-10}"
 connections="${LOAD_CONNECTIONS:-8}" threads="${LOAD_THREADS:-2}"
-for tool in wrk policy-server; do
+for tool in wrk curl policy-server; do
     command -v "$tool" >/dev/null || { echo "$tool not found on PATH: make load needs it" >&2; exit 2; }
 done
 
@@ -61,7 +64,8 @@ for pair in "eks hybrid" "floor hybrid" "ack balance" "floor-balance balance" "f
         || { echo "policy $1 did not answer with a patch: $answer" >&2; exit 1; }
 done
 
-echo "$(policy-server --version | head -n1), --workers 2; wrk -t$threads -c$connections, ${seconds}s per run, $rounds rounds"
+apiserver="$("${KUBE_BIN_DIR:-.}/kube-apiserver" --version 2>/dev/null | cut -d' ' -f2)"
+echo "$(policy-server --version | head -n1), --workers 2, kube-apiserver ${apiserver:-(version unknown)}; wrk -t$threads -c$connections, ${seconds}s per run, $rounds rounds"
 printf '%-26s %5s %10s %9s %9s %10s %12s %9s\n' binding round "req/s" "p50 ms" "p99 ms" "floor req/s" "req/s ratio" "p99 ratio"
 # Balance bindings have a second floor: the first makes the host calls the
 # goal names (node read, pod list); floor-balance-pod also reads the pod
