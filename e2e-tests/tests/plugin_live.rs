@@ -353,21 +353,24 @@ fn rebalance_after_a_burst_evens_the_next_scale_down() -> Result<()> {
         .iter()
         .map(|(z, p)| (z.clone(), workload::rank_stats(p)))
         .collect();
-    // The highest rank of zone a taken again as rank 0, with rank 0's cost.
+    // The pod with the highest rank of zone a takes the lowest rank held
+    // there again, with its cost: two pods of the zone then share it.
     let in_a = workload::per_zone(&burst, &zones)
         .remove("a")
         .context("no pod in zone a")?;
+    let rank_of = |p: &Pod| p.rank.as_deref().and_then(|r| r.parse::<u32>().ok());
     let top = in_a
         .iter()
-        .max_by_key(|p| p.rank.as_deref().and_then(|r| r.parse::<u32>().ok()))
+        .max_by_key(|p| rank_of(p))
         .context("no ranked pod in zone a")?;
+    let lowest = in_a.iter().filter_map(|p| rank_of(p)).min().unwrap_or(0);
     plane.kubectl_quiet(&[
         "annotate",
         "--overwrite",
         "pod",
         &top.name,
-        &format!("{}=0", workload::RANK_ANNOTATION),
-        &format!("{}=0", workload::COST_ANNOTATION),
+        &format!("{}={lowest}", workload::RANK_ANNOTATION),
+        &format!("{}={}", workload::COST_ANNOTATION, -i64::from(lowest)),
     ])?;
 
     let admin = plane.admin_kubeconfig.clone();
@@ -397,10 +400,37 @@ fn rebalance_after_a_burst_evens_the_next_scale_down() -> Result<()> {
                 .ends_with(&format!("{commands} pods patched, 0 refused\n")),
         "{applied}"
     );
-    let clean = run(&admin, &["audit", "--settings", settings_arg])?;
+    // Every namespace: the canary pods of the webhook's registration are
+    // gone, so these are the same 24 pods.
+    let clean = run(&admin, &["audit", "-A", "--settings", settings_arg])?;
     ensure!(
-        clean.code == 0 && clean.stdout.contains("Findings: none"),
+        clean.code == 0
+            && clean.stdout.starts_with(
+                "Audit of context loopback (all namespaces): 24 ReplicaSet pods checked\n"
+            )
+            && clean.stdout.contains("Findings: none"),
         "{clean}"
+    );
+    // What the policy would do to the cluster read live, replayed.
+    let simulated = run(
+        &admin,
+        &[
+            "simulate",
+            "-n",
+            "default",
+            "--settings",
+            settings_arg,
+            "--scale",
+            "default/web=6",
+        ],
+    )?;
+    ensure!(
+        simulated.code == 0
+            && simulated.stdout.starts_with(
+                "Snapshot: context loopback (namespace default) (12 nodes, 24 pods): 24 bindings evaluated"
+            )
+            && simulated.stdout.contains("Scale default/web ("),
+        "{simulated}"
     );
     let pods = workload::pods(&plane, &web)?;
     for (zone, members) in workload::per_zone(&pods, &zones) {

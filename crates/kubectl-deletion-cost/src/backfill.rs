@@ -41,38 +41,49 @@ pub fn plan(views: &[PodView], include_existing: bool) -> Vec<Patch> {
     }
     let mut out = Vec::new();
     for v in views.iter().filter(|v| eligible(v)) {
-        let mut annotations = BTreeMap::new();
-        let rank = if v.ranked() {
+        let placed = if v.ranked() {
             let Some(rank) = ranks.get(&(&v.namespace, &v.name)).copied().or(v.rank) else {
                 continue;
             };
             let Some(zone) = &v.zone else { continue };
-            if v.zone_annotation.as_ref() != Some(zone) {
-                annotations.insert(ZONE_ANNOTATION.to_string(), zone.clone());
+            Some((zone.as_str(), rank))
+        } else {
+            None
+        };
+        out.extend(Patch::to_reach(v, placed));
+    }
+    out
+}
+
+impl Patch {
+    /// The annotations that give `v` the rank `placed` says in its zone
+    /// (when it is ranked) and the cost the policy writes with it; `None`
+    /// when the pod carries them already. A pod whose cost the policy
+    /// keeps (`keepExistingCost`) gets the rank only, which its siblings'
+    /// bindings count.
+    pub(crate) fn to_reach(v: &PodView, placed: Option<(&str, u32)>) -> Option<Patch> {
+        let mut annotations = BTreeMap::new();
+        if let Some((zone, rank)) = placed {
+            if v.zone_annotation.as_deref() != Some(zone) {
+                annotations.insert(ZONE_ANNOTATION.to_string(), zone.to_string());
             }
             if v.rank_text.as_deref() != Some(rank.to_string().as_str()) {
                 annotations.insert(RANK_ANNOTATION.to_string(), rank.to_string());
             }
-            Some(rank)
-        } else {
-            None
-        };
+        }
         if let Some(cost) = v
-            .cost_with_rank(rank)
+            .cost_with_rank(placed.map(|(_, rank)| rank))
             .filter(|c| v.cost.as_ref() != Some(c))
         {
             annotations.insert(COST_ANNOTATION.to_string(), cost);
         }
-        if !annotations.is_empty() {
-            out.push(Patch {
-                namespace: v.namespace.clone(),
-                pod: v.name.clone(),
-                resource_version: v.resource_version.clone(),
-                annotations,
-            });
-        }
+        (!annotations.is_empty()).then(|| Patch {
+            namespace: v.namespace.clone(),
+            pod: v.name.clone(),
+            resource_version: v.resource_version.clone(),
+            annotations,
+        })
     }
-    out
 }
 
 /// New ranks in one zone (members oldest first). A pod keeps its rank

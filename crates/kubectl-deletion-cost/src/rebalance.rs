@@ -11,10 +11,9 @@
 
 use crate::audit::{ZoneKey, zone_groups};
 use crate::backfill::Patch;
-use crate::expected::{PodView, Verdict};
-use cluster_sim::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
+use crate::expected::PodView;
 use pod_deletion_cost_policy::decision::FreeSlots;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The patches that rank every zone of each ReplicaSet needing it 0..n-1.
 pub fn plan(views: &[PodView]) -> Vec<Patch> {
@@ -63,42 +62,19 @@ pub fn order<'a>(members: &[&'a PodView]) -> Vec<&'a PodView> {
 }
 
 fn zone_patches(key: &ZoneKey, members: &[&PodView]) -> Vec<Patch> {
-    let zone = &key.3;
-    let mut out = Vec::new();
-    for (rank, v) in order(members).into_iter().enumerate() {
-        let Ok(rank) = u32::try_from(rank) else { break };
-        let mut annotations = BTreeMap::new();
-        if v.zone_annotation.as_ref() != Some(zone) {
-            annotations.insert(ZONE_ANNOTATION.to_string(), zone.clone());
-        }
-        if v.rank_text.as_deref() != Some(rank.to_string().as_str()) {
-            annotations.insert(RANK_ANNOTATION.to_string(), rank.to_string());
-        }
-        // A pod whose cost the policy would replace gets the cost of its
-        // new rank; one whose cost it keeps (`keepExistingCost`) only the
-        // rank, which its siblings' bindings count.
-        if matches!(v.verdict, Verdict::Annotate { ranked: true, .. })
-            && let Some(cost) = v
-                .cost_with_rank(Some(rank))
-                .filter(|c| v.cost.as_ref() != Some(c))
-        {
-            annotations.insert(COST_ANNOTATION.to_string(), cost);
-        }
-        if !annotations.is_empty() {
-            out.push(Patch {
-                namespace: v.namespace.clone(),
-                pod: v.name.clone(),
-                resource_version: v.resource_version.clone(),
-                annotations,
-            });
-        }
-    }
-    out
+    let zone = key.3.as_str();
+    order(members)
+        .into_iter()
+        .zip(0u32..)
+        .filter_map(|(v, rank)| Patch::to_reach(v, Some((zone, rank))))
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expected::Verdict;
+    use cluster_sim::{COST_ANNOTATION, RANK_ANNOTATION, ZONE_ANNOTATION};
     use rstest::rstest;
 
     /// A pod of ReplicaSet `rs-1` in zone `a`, bound at `scheduled`, whose

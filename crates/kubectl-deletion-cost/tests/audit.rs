@@ -345,6 +345,21 @@ fn eks_example_settings_hybrid_pods_lack_cost_1() {
     assert_eq!(r.pods_checked, 17);
 }
 
+/// The pods of `web` bound before the policy in `ack_half_installed`, with
+/// their zones, in the order findings are sorted.
+const BOUND_BEFORE_HALF: [(&str, &str); 5] = [
+    ("bs8gv", "k"),
+    ("lg9h6", "k"),
+    ("lk9jc", "i"),
+    ("ntbms", "i"),
+    ("zd89n", "i"),
+];
+
+/// The ACK example's zone cost.
+fn ack_zone_cost(zone: &str) -> i64 {
+    if zone == "i" { 10 } else { 0 }
+}
+
 #[test]
 fn half_installed_snapshot_findings() {
     let dir = scratch("half-findings");
@@ -352,23 +367,10 @@ fn half_installed_snapshot_findings() {
         &Snapshot::load(&ack_half_installed(&dir)).unwrap(),
         &config("ack-zones-placeholders.yaml"),
     );
-    let want: Vec<String> = [
-        ("bs8gv", "k"),
-        ("lg9h6", "k"),
-        ("lk9jc", "i"),
-        ("ntbms", "i"),
-        ("zd89n", "i"),
-    ]
-    .iter()
-    .map(|(p, z)| {
-        missing_unranked(
-            WEB,
-            &format!("{WEB}-{p}"),
-            z,
-            if *z == "i" { 10 } else { 0 },
-        )
-    })
-    .collect();
+    let want: Vec<String> = BOUND_BEFORE_HALF
+        .iter()
+        .map(|(p, z)| missing_unranked(WEB, &format!("{WEB}-{p}"), z, ack_zone_cost(z)))
+        .collect();
     assert_eq!(lines(&r), want);
     assert_eq!(
         r.notes,
@@ -561,18 +563,12 @@ fn a_cost_from_the_pod_template_is_reported_as_differing_and_rebalanced() {
     let files = ack_template_costs(&dir);
     let config = config("ack-zones-placeholders.yaml");
     let r = run_audit(&Snapshot::load(&files).unwrap(), &config);
-    let want: Vec<String> = [
-        ("bs8gv", "k"),
-        ("lg9h6", "k"),
-        ("lk9jc", "i"),
-        ("ntbms", "i"),
-        ("zd89n", "i"),
-    ]
+    let want: Vec<String> = BOUND_BEFORE_HALF
     .iter()
     .map(|(p, z)| {
         format!(
             "cost-differs shop/{WEB} [{WEB}-{p}] {z}: cost 5 without the policy's zone and rank (set before the policy saw the pod); the policy would have replaced it at binding with {} minus the pod's rank in zone {z}",
-            if *z == "i" { 10 } else { 0 }
+            ack_zone_cost(z)
         )
     })
     .collect();
