@@ -407,106 +407,19 @@ fn kind_of(v: &Value) -> String {
 /// Seconds since the epoch of an RFC 3339 time as the API server writes it
 /// (`2026-11-20T08:15:02Z`; fractions and offsets are accepted too).
 pub fn parse_timestamp(s: &str) -> Result<u64, String> {
-    let bad = || format!("{s:?} is not an RFC 3339 time such as 2026-11-20T08:15:02Z");
-    let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't' | b' ') {
-        return Err(bad());
-    }
-    if b[13] != b':' || b[16] != b':' {
-        return Err(bad());
-    }
-    let num = |from: usize, to: usize| -> Result<i64, String> {
-        s.get(from..to)
-            .filter(|d| d.bytes().all(|c| c.is_ascii_digit()))
-            .and_then(|d| d.parse().ok())
-            .ok_or_else(bad)
-    };
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return Err(bad());
-    }
-    // After the seconds only ASCII is valid: read bytes, so that no
-    // character can be split by an offset.
-    let mut rest = b.get(19..).unwrap_or_default();
-    if let Some(frac) = rest.strip_prefix(b".") {
-        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(bad());
-        }
-        rest = frac.get(digits..).unwrap_or_default();
-    }
-    let offset = match rest {
-        b"Z" | b"z" => 0,
-        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let (Some(h), Some(m)) = (two_digits(*h1, *h2), two_digits(*m1, *m2)) else {
-                return Err(bad());
-            };
-            if h > 23 || m > 59 {
-                return Err(bad());
-            }
-            let o = h * 3600 + m * 60;
-            if *sign == b'-' { -o } else { o }
-        }
-        _ => return Err(bad()),
-    };
-    let secs =
-        days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second - offset;
-    u64::try_from(secs).map_err(|_| format!("{s:?} is before 1970"))
-}
-
-fn two_digits(tens: u8, units: u8) -> Option<i64> {
-    (tens.is_ascii_digit() && units.is_ascii_digit())
-        .then(|| i64::from(tens - b'0') * 10 + i64::from(units - b'0'))
+    let at = chrono::DateTime::parse_from_rfc3339(s)
+        .map_err(|_| format!("{s:?} is not an RFC 3339 time such as 2026-11-20T08:15:02Z"))?;
+    u64::try_from(at.timestamp()).map_err(|_| format!("{s:?} is before 1970"))
 }
 
 /// `secs` since the epoch as the API server writes times.
 pub fn format_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-// Howard Hinnant's days-from-civil algorithms (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (
-        if m <= 2 {
-            yoe + era * 400 + 1
-        } else {
-            yoe + era * 400
-        },
-        m,
-        d,
-    )
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 #[cfg(test)]
