@@ -128,13 +128,17 @@ cluster: annotated-policy.wasm kube
 	$(CONTROL_PLANE) up --settings $(SETTINGS) --wasm annotated-policy.wasm
 
 # Zone balance after a real scale-up burst (0 → 60, then 60 → 30 → 15 → 6
-# → 3), this policy against Kubernetes alone, run by run in one control
-# plane; and the time to bind 300 pods with and without the webhook:
-#   make bench-burst [BURST_RUNS=5] [BURST_JSON=target/bench-burst.json]
+# → 3): this policy, this policy with `kubectl deletion-cost rebalance
+# --apply` after the burst, and Kubernetes alone, run by run in one control
+# plane; and the time to bind 300 pods with and without the webhook.
+# BURST_BASELINE_WASM=other-annotated.wasm adds another build of the
+# policy as a fourth system:
+#   make bench-burst [BURST_RUNS=5] [BURST_JSON=target/bench-burst.json] [BURST_BASELINE_WASM=…]
 BURST_RUNS ?= 5
 bench-burst: annotated-policy.wasm kube
-	$(CARGO) build --locked --profile native-release -p bench --bin bench-burst
-	$(TARGET_DIR)/native-release/bench-burst --runs $(BURST_RUNS) --wasm annotated-policy.wasm
+	$(CARGO) build --locked --profile native-release -p bench --bin bench-burst -p kubectl-deletion-cost --bin kubectl-deletion_cost
+	DELETION_COST="$(TARGET_DIR)/native-release/kubectl-deletion_cost" \
+		$(TARGET_DIR)/native-release/bench-burst --runs $(BURST_RUNS) --wasm annotated-policy.wasm
 
 cluster-down: control-plane-bin
 	$(CONTROL_PLANE) down
