@@ -65,7 +65,12 @@ pub enum Verdict {
 
 impl PodView {
     /// The cost the policy would give with the pod's current rank (or
-    /// `rank` when given one), when it would give one.
+    /// `rank` when given one), when it would give one: the class and zone
+    /// cost the module answered minus the rank, clamped to int32, as
+    /// `decision::decide` computes it (tests/audit.rs holds the two
+    /// together). `decide` itself is not called: it takes the zone's
+    /// siblings and walks every slot below the rank, which for a damaged
+    /// annotation such as rank 4000000000 would be billions of steps.
     pub fn cost_with_rank(&self, rank: Option<u32>) -> Option<String> {
         let Verdict::Annotate { base, ranked } = self.verdict else {
             return None;

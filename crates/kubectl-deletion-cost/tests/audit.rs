@@ -330,6 +330,41 @@ fn every_finding_names_the_command_that_fixes_it() {
     );
 }
 
+/// The cost the tool writes with a rank (backfill, rebalance) is the one
+/// the policy crate's own decision gives a binding that takes that rank,
+/// for every ranked pod of the ACK snapshot and the first ranks.
+#[test]
+fn the_cost_written_with_a_rank_is_the_policy_s() {
+    use pod_deletion_cost_policy::decision::{Decision, ZoneSiblings, decide};
+    let config = config("ack-zones-placeholders.yaml");
+    let settings = kubectl_deletion_cost::check_settings(policy(), &config).unwrap();
+    let snapshot = ack();
+    let views = views_of(&snapshot, &config);
+    let mut checked = 0;
+    for v in views.iter().filter(|v| v.ranked()) {
+        let node = snapshot.nodes.iter().find(|n| n.name == v.node).unwrap();
+        for rank in 0..4u32 {
+            // Siblings holding 0..rank: the binding takes `rank`.
+            let held = ZoneSiblings {
+                ranks: (0..rank).map(Some).collect(),
+                pending: 0,
+            };
+            let Decision::Annotate(a) = decide(&settings, &node.labels, None, Some(&held)) else {
+                panic!("{}: the policy would not annotate it", v.name);
+            };
+            assert_eq!(a.rank, Some(rank));
+            assert_eq!(
+                v.cost_with_rank(Some(rank)),
+                Some(a.cost.to_string()),
+                "{} rank {rank}",
+                v.name
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 15 * 4);
+}
+
 #[test]
 fn eks_example_settings_hybrid_pods_lack_cost_1() {
     let r = run_audit(&eks(), &config("eks-hybrid-bursting.yaml"));
