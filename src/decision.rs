@@ -177,9 +177,14 @@ pub fn is_sibling(settings: &Settings, pod: &Pod<'_>, owner_uid: &str, p: &Pod<'
 pub const PENDING_WINDOW_SECONDS: i64 = 10;
 
 /// Whether a listed pod is a sibling the list shows unbound that was
-/// created at most `PENDING_WINDOW_SECONDS` before `pod` (and not after it):
-/// in a burst, one the scheduler is binding at the same moment, or bound
-/// a moment ago and not yet in the list.
+/// created before `pod`, at most `PENDING_WINDOW_SECONDS` before it: in a
+/// burst, one the scheduler is binding at the same moment, or bound a
+/// moment ago and not yet in the list. "Before" is by `resourceVersion`:
+/// a burst's pods are created many to a second, so `creationTimestamp`
+/// cannot order them, and an unbound pod nothing has written since its
+/// creation still carries the version of its creation, which etcd numbers
+/// in order. A version that is not a decimal number (another storage)
+/// makes the sibling not count.
 pub fn is_pending_sibling(
     settings: &Settings,
     pod: &Pod<'_>,
@@ -192,8 +197,15 @@ pub fn is_pending_sibling(
             .as_ref()
             .and_then(|t| epoch_seconds(t.as_str()))
     };
+    let version = |p: &Pod<'_>| {
+        p.metadata
+            .resource_version
+            .as_ref()
+            .and_then(|v| v.as_str().parse::<u64>().ok())
+    };
     is_live_kin(settings, pod, owner_uid, p)
         && p.node_name().is_empty()
+        && matches!((version(p), version(pod)), (Some(sibling), Some(own)) if sibling < own)
         && match (created(p), created(pod)) {
             (Some(sibling), Some(own)) => sibling <= own && own - sibling <= PENDING_WINDOW_SECONDS,
             _ => false,
@@ -785,21 +797,30 @@ mod tests {
     #[test]
     fn pending_siblings_are_unbound_and_created_just_before() {
         let s = settings(json!({"zones": {"balance": true}}));
-        let at = |name: &'static str, node: &'static str, ts: Option<&'static str>| {
-            let mut p = pod(name, "rs", node);
-            p.metadata.creation_timestamp = ts.map(Text::from);
-            p
-        };
-        let me = at("me", "", Some("2026-12-07T10:00:10Z"));
+        let at =
+            |name: &'static str, node: &'static str, ts: Option<&'static str>, rv: &'static str| {
+                let mut p = pod(name, "rs", node);
+                p.metadata.creation_timestamp = ts.map(Text::from);
+                p.metadata.resource_version = Some(Text::from(rv));
+                p
+            };
+        let me = at("me", "", Some("2026-12-07T10:00:10Z"), "500");
         let listed = [
-            at("me", "", Some("2026-12-07T10:00:10Z")),
-            at("same-second", "", Some("2026-12-07T10:00:10Z")),
-            at("window-start", "", Some("2026-12-07T10:00:00Z")),
-            at("too-old", "", Some("2026-12-07T09:59:59Z")),
-            at("newer", "", Some("2026-12-07T10:00:11Z")),
-            at("bound", "n1", Some("2026-12-07T10:00:09Z")),
-            at("no-timestamp", "", None),
-            at("other-form", "", Some("2026-12-07T10:00:09.5Z")),
+            at("me", "", Some("2026-12-07T10:00:10Z"), "500"),
+            at("same-second", "", Some("2026-12-07T10:00:10Z"), "499"),
+            at("same-second-after", "", Some("2026-12-07T10:00:10Z"), "501"),
+            at("window-start", "", Some("2026-12-07T10:00:00Z"), "20"),
+            at("too-old", "", Some("2026-12-07T09:59:59Z"), "10"),
+            at("newer", "", Some("2026-12-07T10:00:11Z"), "600"),
+            at("bound", "n1", Some("2026-12-07T10:00:09Z"), "400"),
+            at("no-timestamp", "", None, "400"),
+            at("other-form", "", Some("2026-12-07T10:00:09.5Z"), "400"),
+            at(
+                "version-not-a-number",
+                "",
+                Some("2026-12-07T10:00:09Z"),
+                "a1",
+            ),
         ];
         let names: Vec<&str> = listed
             .iter()

@@ -688,20 +688,26 @@ mod tests {
         // yet in policy-server's cache). The zones are level, so the first
         // is taken to go to k (the pod's own zone last among equals) and
         // the second, level again, to i: it takes rank 1 there, web-new 2.
-        let at = |mut p: Value, ts: &str| {
+        let at = |mut p: Value, ts: &str, rv: &str| {
             p["metadata"]["creationTimestamp"] = json!(ts);
+            p["metadata"]["resourceVersion"] = json!(rv);
             p
         };
-        let me = at(rs_pod("web-new", "", json!(null)), "2026-12-07T10:00:05Z");
+        let me = at(
+            rs_pod("web-new", "", json!(null)),
+            "2026-12-07T10:00:05Z",
+            "50",
+        );
         let list = json!({"apiVersion":"v1","kind":"PodList","metadata":{},"items":[
             me.clone(),
             rs_pod("web-a", "n-i-1", json!({ZONE_ANNOTATION: "i", RANK_ANNOTATION: "0"})),
             rs_pod("web-b", "n-k-1", json!({ZONE_ANNOTATION: "k", RANK_ANNOTATION: "0"})),
-            at(rs_pod("web-c", "", json!(null)), "2026-12-07T10:00:04Z"),
-            at(rs_pod("web-d", "", json!(null)), "2026-12-07T10:00:05Z"),
-            // Created after web-new, or long before it: not pending.
-            at(rs_pod("web-e", "", json!(null)), "2026-12-07T10:00:06Z"),
-            at(rs_pod("web-f", "", json!(null)), "2026-12-07T09:00:00Z"),
+            at(rs_pod("web-c", "", json!(null)), "2026-12-07T10:00:04Z", "40"),
+            at(rs_pod("web-d", "", json!(null)), "2026-12-07T10:00:05Z", "49"),
+            // Created after web-new (by version within its second), or long
+            // before it: not pending.
+            at(rs_pod("web-e", "", json!(null)), "2026-12-07T10:00:05Z", "51"),
+            at(rs_pod("web-f", "", json!(null)), "2026-12-07T09:00:00Z", "1"),
         ]});
         let host = balance_host(me, list_req("shop", "app=web"), Ok(list));
         let (resp, _) = run(

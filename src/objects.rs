@@ -147,6 +147,8 @@ pub struct PodMeta<'a> {
     pub deletion_timestamp: Option<IgnoredAnyEq>,
     #[serde(borrow, default)]
     pub creation_timestamp: Option<Text<'a>>,
+    #[serde(borrow, default)]
+    pub resource_version: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]

@@ -665,6 +665,7 @@ impl<'a> Reader<'a> {
                 meta.controller = Controller(controller);
             }
             "creationTimestamp" => meta.creation_timestamp = r.opt_string(here),
+            "resourceVersion" => meta.resource_version = r.opt_string(here),
             "deletionTimestamp" => {
                 meta.deletion_timestamp = if r.null(here) {
                     None
