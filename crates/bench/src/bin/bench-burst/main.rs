@@ -258,7 +258,8 @@ fn one_run(
         system,
         ranks,
         steps,
-        writes_per_pod: writes as f64 / pods.len().max(1) as f64,
+        // rebalance's patches are pod writes too.
+        writes_per_pod: (writes + rebalanced.unwrap_or(0)) as f64 / pods.len().max(1) as f64,
         bind_seconds,
         rebalanced,
     })
@@ -390,8 +391,12 @@ fn describe(r: &Run) -> String {
             )
         })
         .collect();
+    let rebalanced = r
+        .rebalanced
+        .map(|n| format!("; rebalance --apply patched {n} pods"))
+        .unwrap_or_default();
     format!(
-        "{}: {dup} duplicated and {missing} missing ranks; {}; {:.2} pod writes per pod; {:.2} s to bind",
+        "{}: {dup} duplicated and {missing} missing ranks{rebalanced}; {}; {:.2} pod writes per pod; {:.2} s to bind",
         r.system.name(),
         steps.join(", "),
         r.writes_per_pod,
