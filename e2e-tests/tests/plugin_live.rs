@@ -321,6 +321,57 @@ fn a_live_cluster_is_audited_and_backfilled_in_place() -> Result<()> {
     eprintln!(
         "live backfill: 3 pods found, 2 patched, 1 refused (changed meanwhile) then patched; audit clean"
     );
+    read_in_pages(&plane)
+}
+
+/// More pods than one page holds (500): the list is read whole, through
+/// the continue token, as the API server's audit log shows.
+fn read_in_pages(plane: &ControlPlane) -> Result<()> {
+    const PODS: usize = 501;
+    plane.kubectl_quiet(&["create", "namespace", "many"])?;
+    // Left unscheduled (no scheduler has that name): created, never bound.
+    let items: Vec<serde_json::Value> = (0..PODS)
+        .map(|i| {
+            serde_json::json!({
+                "apiVersion": "v1", "kind": "Pod",
+                "metadata": {"name": format!("waiting-{i}"), "namespace": "many"},
+                "spec": {"schedulerName": "nobody", "containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.10"}]},
+            })
+        })
+        .collect();
+    plane.apply(
+        &serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items}).to_string(),
+    )?;
+    let admin = plane.admin_kubeconfig.clone();
+    let simulated = run(
+        &admin,
+        &["simulate", "-n", "many", "--settings", "/dev/null"],
+    )?;
+    ensure!(
+        simulated.code == 0
+            && simulated.stdout.starts_with(&format!(
+                "Snapshot: context loopback (namespace many) (4 nodes, {PODS} pods): 0 bindings evaluated, 0 not sent to the policy, 0 mirror pods, {PODS} pods not bound\n"
+            )),
+        "{simulated}"
+    );
+    let pages: Vec<String> = plane
+        .audit_events()?
+        .iter()
+        .filter(|e| {
+            e["verb"] == "list"
+                && e["objectRef"]["resource"] == "pods"
+                && e["objectRef"]["namespace"] == "many"
+                && e["stage"] == "ResponseComplete"
+                && e["user"]["username"] == "kubernetes-admin"
+        })
+        .filter_map(|e| e["requestURI"].as_str().map(String::from))
+        .collect();
+    ensure!(
+        pages.len() == 2
+            && pages.iter().all(|u| u.contains("limit=500"))
+            && pages[1].contains("continue="),
+        "the pods of namespace many in two pages of 500: {pages:?}"
+    );
     Ok(())
 }
 
