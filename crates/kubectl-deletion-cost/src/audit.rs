@@ -454,3 +454,24 @@ pub fn render_table(r: &AuditReport) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    /// What each kind of finding tells the administrator to run.
+    #[rstest]
+    #[case::missing_cost(FindingKind::MissingCost, "kubectl deletion-cost backfill")]
+    #[case::cost_differs(
+        FindingKind::CostDiffers,
+        "kubectl deletion-cost backfill --include-existing"
+    )]
+    #[case::rank_missing(FindingKind::RankMissing, "kubectl deletion-cost rebalance")]
+    #[case::rank_duplicated(FindingKind::RankDuplicated, "kubectl deletion-cost rebalance")]
+    #[case::rank_gap(FindingKind::RankGap, "kubectl deletion-cost rebalance")]
+    #[case::zone_imbalance(FindingKind::ZoneImbalance, "kubectl deletion-cost rebalance")]
+    fn every_kind_names_its_fix(#[case] kind: FindingKind, #[case] fix: &str) {
+        assert_eq!(kind.fix(), fix);
+    }
+}
