@@ -286,15 +286,17 @@ fn rebalance(
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    // The summary line: "N pods patched, M refused".
-    let patched = stdout
+    // The summary line: "N pods patched, M refused" ("1 pod patched").
+    stdout
         .lines()
         .rev()
-        .find_map(|l| l.strip_suffix(" refused"))
-        .and_then(|l| l.split(" pods patched").next())
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    Ok(patched)
+        .find_map(|l| {
+            let (n, rest) = l.split_once(' ')?;
+            (rest.starts_with("pod patched") || rest.starts_with("pods patched"))
+                .then(|| n.parse().ok())
+                .flatten()
+        })
+        .with_context(|| format!("no summary line in rebalance's output: {stdout}"))
 }
 
 fn counts(pods: &[Pod], zone_of: &BTreeMap<String, String>) -> BTreeMap<String, usize> {
