@@ -400,15 +400,20 @@ pub fn decide(
     }
     let total = i64::from(class.as_ref().map_or(0, |c| c.1)) + i64::from(zone_cost.unwrap_or(0))
         - i64::from(rank.unwrap_or(0));
-    let cost = total.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
     Decision::Annotate(Annotate {
-        cost,
+        cost: saturating_cost(total),
         class_cost: class.as_ref().map(|c| c.1),
         rule: class.map(|c| c.0),
         zone: zone.map(str::to_string),
         zone_cost,
         rank,
     })
+}
+
+/// The cost written for the sum of its parts (rule cost + zone cost −
+/// rank): the sum held within int32, as the annotation must parse as one.
+pub fn saturating_cost(total: i64) -> i32 {
+    total.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
 }
 
 #[cfg(test)]

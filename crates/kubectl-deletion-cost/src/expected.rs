@@ -12,7 +12,7 @@
 use crate::PolicyConfig;
 use cluster_sim::snapshot::Snapshot;
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
-use pod_deletion_cost_policy::decision::{Outcome, Skip, parse_rank};
+use pod_deletion_cost_policy::decision::{Outcome, Skip, parse_rank, saturating_cost};
 use pod_deletion_cost_policy::settings::Settings;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -76,8 +76,7 @@ impl PodView {
             return None;
         };
         let rank = if ranked { i64::from(rank?) } else { 0 };
-        let cost = (base - rank).clamp(i64::from(i32::MIN), i64::from(i32::MAX));
-        Some(cost.to_string())
+        Some(saturating_cost(base - rank).to_string())
     }
 
     pub fn ranked(&self) -> bool {
