@@ -188,6 +188,19 @@ pub fn pod(host: &mut dyn Host, namespace: &str, name: &str) -> Result<Answer, L
 /// of the pod template: it changes with every rollout.
 pub const TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 
+/// The tag kwctl records a host operation under in a replay session
+/// (`--replay-host-capabilities-interactions`): the tools that write or
+/// read sessions of this policy's calls take it from here.
+pub fn kwctl_tag(operation: &str) -> Option<&'static str> {
+    Some(match operation {
+        "get_resource" => "KubernetesGetResource",
+        "list_resources_by_namespace" => "KubernetesListResourceNamespace",
+        "list_resources_all" => "KubernetesListResourceAll",
+        "can_i" => "KubernetesCanI",
+        _ => return None,
+    })
+}
+
 /// The label selector used to list candidate siblings: the pod's labels but
 /// `pod-template-hash` (or, with `keys`, only the labels they name), as
 /// `k=v` sorted by key, so that every pod of one workload asks with the same

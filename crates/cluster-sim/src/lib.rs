@@ -176,64 +176,43 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// This exchange as an entry of a kwctl replay session.
+    /// This exchange as an entry of a kwctl replay session: the request a
+    /// tagged YAML document inside a string, as kwctl records it.
     pub fn to_replay_yaml(&self) -> String {
-        let tag = match self.operation.as_str() {
-            "get_resource" => "KubernetesGetResource",
-            "list_resources_by_namespace" => "KubernetesListResourceNamespace",
-            "list_resources_all" => "KubernetesListResourceAll",
-            _ => "KubernetesCanI",
-        };
-        let mut req = format!("!{tag}\n");
-        if let Value::Object(fields) = &self.request {
-            for (k, v) in fields {
-                match v {
-                    Value::Array(items) => {
-                        req.push_str(&format!("{k}:\n"));
-                        for item in items {
-                            req.push_str(&format!("- {}\n", yaml_scalar(item)));
-                        }
-                    }
-                    other => req.push_str(&format!("{k}: {}\n", yaml_scalar(other))),
-                }
-            }
-        }
-        let mut out = String::from("- type: Exchange\n  request: |\n");
-        for line in req.lines() {
-            out.push_str(&format!("    {line}\n"));
-        }
-        match &self.response {
-            Ok(payload) => out.push_str(&format!(
-                "  response:\n    type: Success\n    payload: '{}'\n",
-                payload.replace('\'', "''")
-            )),
-            Err(message) => out.push_str(&format!(
-                "  response:\n    type: Error\n    message: '{}'\n",
-                message.replace('\'', "''")
-            )),
-        }
-        out
+        replay_session_yaml(std::slice::from_ref(self))
     }
-}
 
-fn yaml_scalar(v: &Value) -> String {
-    match v {
-        Value::Null => "null".into(),
-        Value::Bool(b) => b.to_string(),
-        Value::Number(n) => n.to_string(),
-        // JSON strings are valid YAML double-quoted scalars.
-        Value::String(s) => serde_json::to_string(s).unwrap_or_default(),
-        other => other.to_string(),
+    fn to_replay_entry(&self) -> serde_yaml::Value {
+        use serde_yaml::value::{Tag, TaggedValue};
+        let tag = pod_deletion_cost_policy::cluster::kwctl_tag(&self.operation)
+            .unwrap_or("KubernetesCanI");
+        let request = serde_yaml::to_value(&self.request).unwrap_or_default();
+        let request = serde_yaml::to_string(&serde_yaml::Value::Tagged(Box::new(TaggedValue {
+            tag: Tag::new(tag),
+            value: request,
+        })))
+        .unwrap_or_default();
+        let response = match &self.response {
+            Ok(payload) => serde_json::json!({"type": "Success", "payload": payload}),
+            Err(message) => serde_json::json!({"type": "Error", "message": message}),
+        };
+        serde_yaml::to_value(serde_json::json!({
+            "type": "Exchange",
+            "request": request,
+            "response": response,
+        }))
+        .unwrap_or_default()
     }
 }
 
 pub fn replay_session_yaml(exchanges: &[Exchange]) -> String {
-    if exchanges.is_empty() {
-        return "[]\n".into();
-    }
-    exchanges.iter().map(Exchange::to_replay_yaml).collect()
+    let entries: Vec<serde_yaml::Value> = exchanges.iter().map(Exchange::to_replay_entry).collect();
+    serde_yaml::to_string(&entries).unwrap_or_else(|_| "[]\n".into())
 }
 
+// The model's own copy of the masks the README documents, not the policy's
+// constants: it checks that the policy sends them, so it must not read
+// them from the policy.
 const NODE_MASKS: &[&str] = &["metadata.labels"];
 const POD_MASKS: &[&str] = &["spec.priority", "spec.priorityClassName"];
 const LIST_MASKS: &[&str] = &[
@@ -1184,8 +1163,24 @@ mod tests {
             response: Ok(r#"{"a":"it's"}"#.into()),
         };
         let y = e.to_replay_yaml();
-        assert!(y.contains("    !KubernetesGetResource\n"));
-        assert!(y.contains("    field_masks:\n    - \"metadata.labels\"\n"));
-        assert!(y.contains("payload: '{\"a\":\"it''s\"}'"));
+        // Read back as kwctl reads it: a list of exchanges whose request
+        // is a tagged document in a string.
+        let back: serde_yaml::Value = serde_yaml::from_str(&y).unwrap();
+        let entry = &back[0];
+        assert_eq!(entry["type"], "Exchange");
+        let request: serde_yaml::Value =
+            serde_yaml::from_str(entry["request"].as_str().unwrap()).unwrap();
+        let serde_yaml::Value::Tagged(tagged) = request else {
+            panic!("the request is not tagged: {y}");
+        };
+        assert_eq!(
+            tagged.tag,
+            serde_yaml::value::Tag::new("KubernetesGetResource")
+        );
+        assert_eq!(tagged.value["field_masks"][0], "metadata.labels");
+        assert_eq!(tagged.value["namespace"], serde_yaml::Value::Null);
+        assert_eq!(entry["response"]["type"], "Success");
+        assert_eq!(entry["response"]["payload"], r#"{"a":"it's"}"#);
+        assert_eq!(replay_session_yaml(&[]), "[]\n");
     }
 }

@@ -17,15 +17,7 @@ pub struct Recorded {
 }
 
 /// The kwctl tag a host operation is recorded under.
-pub fn tag_of(operation: &str) -> Option<&'static str> {
-    Some(match operation {
-        "get_resource" => "KubernetesGetResource",
-        "list_resources_by_namespace" => "KubernetesListResourceNamespace",
-        "list_resources_all" => "KubernetesListResourceAll",
-        "can_i" => "KubernetesCanI",
-        _ => return None,
-    })
-}
+pub use pod_deletion_cost_policy::cluster::kwctl_tag as tag_of;
 
 /// Fields kwctl requires in a recorded request: a session without them
 /// does not load there, so it must not pass here.
