@@ -7,7 +7,7 @@ use crate::report::{
     BindingReport, PodReport, PolicySummary, ReplicaSetReport, Report, ScaleReport, SnapshotSummary,
 };
 use crate::scale::{ScaleTarget, resolve};
-use cluster_sim::snapshot::{Snapshot, format_timestamp};
+use cluster_sim::snapshot::{Snapshot, SnapshotPod, format_timestamp};
 use cluster_sim::{self as sim, COST_ANNOTATION, Cluster, RANK_ANNOTATION, ZONE_ANNOTATION};
 use pod_deletion_cost_policy::decision::{Outcome, Skip};
 use serde_json::Value;
@@ -60,19 +60,7 @@ pub fn simulate_with_progress(
     for s in &snapshot.pods {
         cluster.add_pod(as_before_binding(&s.pod, options.strip_costs));
     }
-    let mut order: Vec<&cluster_sim::snapshot::SnapshotPod> = snapshot
-        .pods
-        .iter()
-        .filter(|p| p.pod.node_name.is_some() && !p.mirror)
-        .collect();
-    order.sort_by(|a, b| {
-        (a.scheduled, a.pod.created, &a.pod.namespace, &a.pod.name).cmp(&(
-            b.scheduled,
-            b.pod.created,
-            &b.pod.namespace,
-            &b.pod.name,
-        ))
-    });
+    let order = replay_order(snapshot);
     let mut bindings = Vec::new();
     let mut decisions: BTreeMap<(String, String), String> = BTreeMap::new();
     let (mut evaluated, mut not_sent) = (0, 0);
@@ -81,20 +69,7 @@ pub fn simulate_with_progress(
         progress(replayed, total);
         let p = &s.pod;
         let node = p.node_name.clone().unwrap_or_default();
-        let mut report = BindingReport {
-            namespace: p.namespace.clone(),
-            pod: p.name.clone(),
-            node: node.clone(),
-            time: format_timestamp(s.scheduled),
-            evaluated: false,
-            allowed: true,
-            decision: String::new(),
-            outcome: None,
-            rule: None,
-            annotations: BTreeMap::new(),
-            warnings: Vec::new(),
-            message: None,
-        };
+        let mut report = unasked(s);
         let sent = match options.installed_at {
             Some(t) if s.scheduled < t => Err("bound before the policy was installed"),
             _ => config.sends(&p.namespace),
@@ -107,63 +82,13 @@ pub fn simulate_with_progress(
             }
             Ok(()) => {
                 evaluated += 1;
-                let outcome = sim::bind(
+                let replay = Replay {
                     policy,
-                    &mut cluster,
-                    &config.settings,
-                    &p.namespace,
-                    &p.name,
-                    &node,
-                )
-                .map_err(|e| {
-                    format!(
-                        "evaluating the binding of {}/{}: {e:#}",
-                        p.namespace, p.name
-                    )
-                })?;
-                if let Some(dir) = &options.export_cases {
-                    export_case(dir, evaluated, &config.settings, &outcome)?;
-                }
-                let r = &outcome.response;
-                let audit = r.audit_annotations.clone().unwrap_or_default();
-                report.evaluated = true;
-                report.allowed = r.accepted;
-                let decision = audit.get(Outcome::AUDIT_KEY);
-                report.outcome = decision.and_then(|d| Outcome::parse(d));
-                report.decision = decision.cloned().unwrap_or_else(|| {
-                    if r.accepted {
-                        "admitted unchanged".into()
-                    } else {
-                        "rejected".into()
-                    }
-                });
-                report.rule = audit.get("rule").cloned();
-                report.warnings = r.warnings.clone().unwrap_or_default();
-                report.message = r.message.clone();
-                if let Some(Value::Object(ann)) = r
-                    .mutated_object
-                    .as_ref()
-                    .and_then(|o| o.pointer("/metadata/annotations"))
-                {
-                    for (k, v) in ann {
-                        if let Some(v) = v.as_str() {
-                            report.annotations.insert(k.clone(), v.to_string());
-                        }
-                    }
-                }
-                for w in &report.warnings {
-                    warnings.push(format!("{}/{} → {node}: {w}", p.namespace, p.name));
-                }
-                if !r.accepted {
-                    report.decision = "rejected".into();
-                    warnings.push(format!(
-                        "{}/{} → {node}: the binding would be rejected ({}); the scheduler retries it, and it is shown here bound without a cost",
-                        p.namespace,
-                        p.name,
-                        r.message.as_deref().unwrap_or("no message")
-                    ));
-                    cluster.complete_bind(&p.namespace, &p.name, &node, None);
-                }
+                    config,
+                    options,
+                    index: evaluated,
+                };
+                replay.bind(&mut cluster, &mut report, &mut warnings)?;
             }
         }
         decisions.insert(
@@ -173,8 +98,173 @@ pub fn simulate_with_progress(
         bindings.push(report);
     }
     progress(total, total);
-    // The replay ran every bound pod as running and ready; the deletion
-    // order uses the state the snapshot shows.
+    restore_snapshot_state(&mut cluster, snapshot, &mut decisions);
+    let now = options.now.unwrap_or(snapshot.latest);
+    cluster.now = Some(now);
+    let zone_key = zone_label(&settings).to_string();
+    let replica_sets = replica_sets(&cluster, &zone_key, &decisions);
+    let scale = scale_downs(&cluster, &replica_sets, &zone_key, &options.scales)?;
+    Ok(Report {
+        snapshot: summary(snapshot, evaluated, not_sent, now),
+        policy: PolicySummary {
+            source: config.source.clone(),
+            name: config.policy_name.clone(),
+            mode: config.mode.clone(),
+            topology_key: zone_key,
+            settings: config.settings.clone(),
+        },
+        notes: notes(&bindings),
+        bindings,
+        replica_sets,
+        scale,
+        warnings,
+    })
+}
+
+/// The binding of `s` before the policy is asked about it.
+fn unasked(s: &SnapshotPod) -> BindingReport {
+    BindingReport {
+        namespace: s.pod.namespace.clone(),
+        pod: s.pod.name.clone(),
+        node: s.pod.node_name.clone().unwrap_or_default(),
+        time: format_timestamp(s.scheduled),
+        evaluated: false,
+        allowed: true,
+        decision: String::new(),
+        outcome: None,
+        rule: None,
+        annotations: BTreeMap::new(),
+        warnings: Vec::new(),
+        message: None,
+    }
+}
+
+fn summary(snapshot: &Snapshot, evaluated: usize, not_sent: usize, now: u64) -> SnapshotSummary {
+    let unbound = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.pod.node_name.is_none())
+        .count();
+    SnapshotSummary {
+        files: snapshot
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect(),
+        nodes: snapshot.nodes.len(),
+        pods: snapshot.pods.len(),
+        evaluated,
+        not_sent,
+        mirror_pods: snapshot.pods.iter().filter(|p| p.mirror).count(),
+        unbound,
+        ignored_objects: snapshot.ignored.clone(),
+        now: format_timestamp(now),
+    }
+}
+
+/// The bound pods other than mirrors, in the order the scheduler bound them.
+fn replay_order(snapshot: &Snapshot) -> Vec<&SnapshotPod> {
+    let mut order: Vec<&SnapshotPod> = snapshot
+        .pods
+        .iter()
+        .filter(|p| p.pod.node_name.is_some() && !p.mirror)
+        .collect();
+    order.sort_by(|a, b| {
+        (a.scheduled, a.pod.created, &a.pod.namespace, &a.pod.name).cmp(&(
+            b.scheduled,
+            b.pod.created,
+            &b.pod.namespace,
+            &b.pod.name,
+        ))
+    });
+    order
+}
+
+/// What sending one binding to the policy needs besides the cluster.
+struct Replay<'a> {
+    policy: &'a Policy,
+    config: &'a PolicyConfig,
+    options: &'a Options,
+    /// The binding's number among those evaluated, from 1: its case folder.
+    index: usize,
+}
+
+impl Replay<'_> {
+    /// Sends the binding `report` names to the policy and fills `report`
+    /// with its answer; a rejected binding is completed without a cost, as
+    /// the scheduler's retry would leave it here.
+    fn bind(
+        &self,
+        cluster: &mut Cluster,
+        report: &mut BindingReport,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let (namespace, name, node) = (
+            report.namespace.clone(),
+            report.pod.clone(),
+            report.node.clone(),
+        );
+        let outcome = sim::bind(
+            self.policy,
+            cluster,
+            &self.config.settings,
+            &namespace,
+            &name,
+            &node,
+        )
+        .map_err(|e| format!("evaluating the binding of {namespace}/{name}: {e:#}"))?;
+        if let Some(dir) = &self.options.export_cases {
+            export_case(dir, self.index, &self.config.settings, &outcome)?;
+        }
+        let r = &outcome.response;
+        let audit = r.audit_annotations.clone().unwrap_or_default();
+        report.evaluated = true;
+        report.allowed = r.accepted;
+        let decision = audit.get(Outcome::AUDIT_KEY);
+        report.outcome = decision.and_then(|d| Outcome::parse(d));
+        report.decision = decision.cloned().unwrap_or_else(|| {
+            if r.accepted {
+                "admitted unchanged".into()
+            } else {
+                "rejected".into()
+            }
+        });
+        report.rule = audit.get("rule").cloned();
+        report.warnings = r.warnings.clone().unwrap_or_default();
+        report.message = r.message.clone();
+        if let Some(Value::Object(ann)) = r
+            .mutated_object
+            .as_ref()
+            .and_then(|o| o.pointer("/metadata/annotations"))
+        {
+            for (k, v) in ann {
+                if let Some(v) = v.as_str() {
+                    report.annotations.insert(k.clone(), v.to_string());
+                }
+            }
+        }
+        for w in &report.warnings {
+            warnings.push(format!("{namespace}/{name} → {node}: {w}"));
+        }
+        if !r.accepted {
+            report.decision = "rejected".into();
+            warnings.push(format!(
+                "{namespace}/{name} → {node}: the binding would be rejected ({}); the scheduler retries it, and it is shown here bound without a cost",
+                r.message.as_deref().unwrap_or("no message")
+            ));
+            cluster.complete_bind(&namespace, &name, &node, None);
+        }
+        Ok(())
+    }
+}
+
+/// The replay ran every bound pod as running and ready; the deletion
+/// order uses the state the snapshot shows.
+fn restore_snapshot_state(
+    cluster: &mut Cluster,
+    snapshot: &Snapshot,
+    decisions: &mut BTreeMap<(String, String), String>,
+) {
     for s in &snapshot.pods {
         if let Some(c) = cluster.pod_mut(&s.pod.namespace, &s.pod.name) {
             c.node_name = s.pod.node_name.clone();
@@ -197,14 +287,19 @@ pub fn simulate_with_progress(
             );
         }
     }
-    let now = options.now.unwrap_or(snapshot.latest);
-    cluster.now = Some(now);
-    let zone_key = zone_label(&settings).to_string();
-    let replica_sets = replica_sets(&cluster, &zone_key, &decisions);
+}
+
+/// Each `--scale`, applied to its own copy of the replayed cluster.
+fn scale_downs(
+    cluster: &Cluster,
+    replica_sets: &[ReplicaSetReport],
+    zone_key: &str,
+    scales: &[ScaleTarget],
+) -> Result<Vec<ScaleReport>, String> {
     let mut scale = Vec::new();
     let mut seen = BTreeSet::new();
-    for t in &options.scales {
-        let (uid, name) = resolve(&replica_sets, t)?;
+    for t in scales {
+        let (uid, name) = resolve(replica_sets, t)?;
         if !seen.insert(uid.clone()) {
             return Err(format!(
                 "--scale {}/{}: ReplicaSet {name} is scaled twice",
@@ -214,8 +309,8 @@ pub fn simulate_with_progress(
         let from = cluster.active_pods(&uid).len();
         let mut after = cluster.clone();
         let removed = after.scale_down(&uid, t.replicas);
-        let zones_before = cluster.per_zone(&uid, &zone_key);
-        let mut zones_after = after.per_zone(&uid, &zone_key);
+        let zones_before = cluster.per_zone(&uid, zone_key);
+        let mut zones_after = after.per_zone(&uid, zone_key);
         // A zone emptied by the scale-down shows as 0, not as missing.
         for zone in zones_before.keys() {
             zones_after.entry(zone.clone()).or_insert(0);
@@ -230,40 +325,7 @@ pub fn simulate_with_progress(
             zones_after,
         });
     }
-    let unbound = snapshot
-        .pods
-        .iter()
-        .filter(|p| p.pod.node_name.is_none())
-        .count();
-    Ok(Report {
-        snapshot: SnapshotSummary {
-            files: snapshot
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect(),
-            nodes: snapshot.nodes.len(),
-            pods: snapshot.pods.len(),
-            evaluated,
-            not_sent,
-            mirror_pods: snapshot.pods.iter().filter(|p| p.mirror).count(),
-            unbound,
-            ignored_objects: snapshot.ignored.clone(),
-            now: format_timestamp(now),
-        },
-        policy: PolicySummary {
-            source: config.source.clone(),
-            name: config.policy_name.clone(),
-            mode: config.mode.clone(),
-            topology_key: zone_key,
-            settings: config.settings.clone(),
-        },
-        notes: notes(&bindings),
-        bindings,
-        replica_sets,
-        scale,
-        warnings,
-    })
+    Ok(scale)
 }
 
 /// Counts of the decisions that leave pods without the policy's cost.

@@ -1,11 +1,11 @@
 //! The report as tables for a terminal.
 
-use crate::report::Report;
+use crate::report::{ReplicaSetReport, Report, ScaleReport};
 use std::collections::BTreeSet;
+use std::fmt::Write;
 
 /// The report as tables for a terminal.
 pub fn render_table(r: &Report) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
     let s = &r.snapshot;
     let _ = writeln!(
@@ -26,91 +26,10 @@ pub fn render_table(r: &Report) -> String {
         r.policy.topology_key, s.now
     );
     for rs in &r.replica_sets {
-        let _ = writeln!(out);
-        let owner = match &rs.deployment {
-            Some(d) => format!(" (Deployment {d})"),
-            None => String::new(),
-        };
-        let _ = writeln!(
-            out,
-            "ReplicaSet {}/{}{owner}: {} pods, deleted in this order on scale-down",
-            rs.namespace,
-            rs.name,
-            rs.pods.len()
-        );
-        let rows: Vec<[String; 7]> = rs
-            .pods
-            .iter()
-            .map(|p| {
-                let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-                [
-                    p.delete_order.to_string(),
-                    p.name.clone(),
-                    dash(&p.node),
-                    dash(&p.zone),
-                    dash(&p.cost),
-                    dash(&p.rank),
-                    if p.phase == "Running" && p.ready {
-                        p.decision.clone()
-                    } else {
-                        format!(
-                            "{} ({}{})",
-                            p.decision,
-                            p.phase,
-                            if p.ready { "" } else { ", not ready" }
-                        )
-                    },
-                ]
-            })
-            .collect();
-        out.push_str(&table(
-            ["ORDER", "POD", "NODE", "ZONE", "COST", "RANK", "DECISION"],
-            &rows,
-        ));
+        replica_set_table(&mut out, rs);
     }
     for sc in &r.scale {
-        let _ = writeln!(out);
-        if sc.removed.is_empty() {
-            let _ = writeln!(
-                out,
-                "Scale {} ({}) {} -> {}: no pod removed{}",
-                sc.target,
-                sc.replica_set,
-                sc.from,
-                sc.to,
-                if sc.to > sc.from {
-                    " (new pods get their cost when the scheduler binds them)"
-                } else {
-                    ""
-                }
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "Scale {} ({}) {} -> {}: removes {}",
-                sc.target,
-                sc.replica_set,
-                sc.from,
-                sc.to,
-                sc.removed.join(", ")
-            );
-        }
-        let zones: BTreeSet<&String> = sc
-            .zones_before
-            .keys()
-            .chain(sc.zones_after.keys())
-            .collect();
-        let rows: Vec<[String; 3]> = zones
-            .into_iter()
-            .map(|z| {
-                [
-                    z.clone(),
-                    sc.zones_before.get(z).copied().unwrap_or(0).to_string(),
-                    sc.zones_after.get(z).copied().unwrap_or(0).to_string(),
-                ]
-            })
-            .collect();
-        out.push_str(&table(["ZONE", "BEFORE", "AFTER"], &rows));
+        scale_table(&mut out, sc);
     }
     if !r.notes.is_empty() {
         let _ = writeln!(out);
@@ -129,6 +48,97 @@ pub fn render_table(r: &Report) -> String {
         }
     }
     out
+}
+
+/// A ReplicaSet's pods in the order the controller would delete them.
+fn replica_set_table(out: &mut String, rs: &ReplicaSetReport) {
+    let _ = writeln!(out);
+    let owner = match &rs.deployment {
+        Some(d) => format!(" (Deployment {d})"),
+        None => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "ReplicaSet {}/{}{owner}: {} pods, deleted in this order on scale-down",
+        rs.namespace,
+        rs.name,
+        rs.pods.len()
+    );
+    let rows: Vec<[String; 7]> = rs
+        .pods
+        .iter()
+        .map(|p| {
+            let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            [
+                p.delete_order.to_string(),
+                p.name.clone(),
+                dash(&p.node),
+                dash(&p.zone),
+                dash(&p.cost),
+                dash(&p.rank),
+                if p.phase == "Running" && p.ready {
+                    p.decision.clone()
+                } else {
+                    format!(
+                        "{} ({}{})",
+                        p.decision,
+                        p.phase,
+                        if p.ready { "" } else { ", not ready" }
+                    )
+                },
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        ["ORDER", "POD", "NODE", "ZONE", "COST", "RANK", "DECISION"],
+        &rows,
+    ));
+}
+
+/// What one `--scale` removes, and the pods per zone before and after.
+fn scale_table(out: &mut String, sc: &ScaleReport) {
+    let _ = writeln!(out);
+    if sc.removed.is_empty() {
+        let _ = writeln!(
+            out,
+            "Scale {} ({}) {} -> {}: no pod removed{}",
+            sc.target,
+            sc.replica_set,
+            sc.from,
+            sc.to,
+            if sc.to > sc.from {
+                " (new pods get their cost when the scheduler binds them)"
+            } else {
+                ""
+            }
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Scale {} ({}) {} -> {}: removes {}",
+            sc.target,
+            sc.replica_set,
+            sc.from,
+            sc.to,
+            sc.removed.join(", ")
+        );
+    }
+    let zones: BTreeSet<&String> = sc
+        .zones_before
+        .keys()
+        .chain(sc.zones_after.keys())
+        .collect();
+    let rows: Vec<[String; 3]> = zones
+        .into_iter()
+        .map(|z| {
+            [
+                z.clone(),
+                sc.zones_before.get(z).copied().unwrap_or(0).to_string(),
+                sc.zones_after.get(z).copied().unwrap_or(0).to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(["ZONE", "BEFORE", "AFTER"], &rows));
 }
 
 pub(crate) fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
