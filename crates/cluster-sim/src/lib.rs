@@ -167,6 +167,9 @@ fn pod_list(items: &str) -> String {
     out
 }
 
+/// The zone counted for pods whose node has no zone label.
+pub const NO_ZONE: &str = "<none>";
+
 /// One host call and its answer, as kwctl records them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exchange {
@@ -629,7 +632,8 @@ impl Cluster {
         removed
     }
 
-    /// Pods per zone label value for `rs_uid`, by the node's label `key`.
+    /// Pods per zone label value for `rs_uid`, by the node's label `key`
+    /// (`NO_ZONE` for pods on a node without it).
     pub fn per_zone(&self, rs_uid: &str, key: &str) -> BTreeMap<String, usize> {
         let mut out = BTreeMap::new();
         for p in self.active_pods(rs_uid) {
@@ -639,7 +643,7 @@ impl Cluster {
                 .and_then(|n| self.node(n))
                 .and_then(|n| n.labels.get(key))
                 .cloned()
-                .unwrap_or_else(|| "<none>".into());
+                .unwrap_or_else(|| NO_ZONE.into());
             *out.entry(zone).or_default() += 1;
         }
         out

@@ -239,7 +239,7 @@ pub fn per_node(pods: &[Pod]) -> BTreeMap<String, usize> {
 
 /// Each zone's pods, the zone being the label `zone_key` of the pod's node
 /// (`nodes`: node name → labels); pods on a node without it count under
-/// `<none>`.
+/// `cluster_sim::NO_ZONE`.
 pub fn per_zone<'a>(
     pods: &'a [Pod],
     zone_of_node: &BTreeMap<String, String>,
@@ -247,7 +247,7 @@ pub fn per_zone<'a>(
     let mut out: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
     for p in pods {
         let zone = p.node.as_ref().and_then(|n| zone_of_node.get(n)).cloned();
-        out.entry(zone.unwrap_or_else(|| "<none>".into()))
+        out.entry(zone.unwrap_or_else(|| cluster_sim::NO_ZONE.into()))
             .or_default()
             .push(p);
     }

@@ -355,7 +355,10 @@ fn halving(cluster: &Cluster, settings: &Settings, set: &BalancedSet) -> Halving
     let mut after_cluster = cluster.clone();
     after_cluster.scale_down(&set.uid, to);
     let after = after_cluster.per_zone(&set.uid, zone_key);
-    let zones: Vec<&String> = before.keys().filter(|z| *z != "<none>").collect();
+    let zones: Vec<&String> = before
+        .keys()
+        .filter(|z| *z != cluster_sim::NO_ZONE)
+        .collect();
     let counts: Vec<usize> = zones
         .iter()
         .map(|z| after.get(*z).copied().unwrap_or(0))
