@@ -1,18 +1,17 @@
 //! The `simulate` command on the bundled kubectl snapshots: the decisions it
-//! prints, its errors, and that every prediction it makes holds when the
-//! same bindings are evaluated from kwctl replay sessions.
+//! prints and its errors. That its predictions hold when the same bindings
+//! are evaluated from kwctl replay sessions is checked beside the case
+//! table, in `e2e-tests/tests/simulate_export.rs`.
 
 mod common;
 
 use common::{NOW, Run, root, run, snapshot};
 
-use e2e_tests::cases::{self, Case};
 use pod_deletion_cost_policy::decision::{Outcome, Skip};
 use rstest::rstest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
-use wasm_host::Policy;
 
 fn snap(rel: &str) -> String {
     snapshot(rel).display().to_string()
@@ -335,66 +334,6 @@ fn ack_table_prints_each_decision() {
             "  k     3       0",
         ],
     );
-}
-
-/// Every binding the simulator evaluated, written as a case folder, gives
-/// the same answer when evaluated alone from its kwctl replay session (the
-/// form `e2e.bats` runs under the real kwctl), and the patch it expects
-/// carries the cost the report predicts.
-#[rstest]
-#[case::eks("eks-hybrid-bursting.yaml", eks(&[]))]
-#[case::ack("ack-zones-placeholders.yaml", ack(&[]))]
-fn predictions_replay_as_kwctl_sessions(
-    #[case] example_policy: &str,
-    #[case] snapshot: Vec<String>,
-) {
-    let policy = Policy::load(&wasm_host::default_policy_wasm()).unwrap();
-    let settings = example(example_policy);
-    let dir = std::env::temp_dir().join(format!(
-        "simulate-export-{}-{example_policy}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let dir_s = dir.display().to_string();
-    let mut all = vec!["--settings", &settings, "--export-cases", &dir_s];
-    all.extend(refs(&snapshot));
-    let report = json(&all);
-    let exported = cases::load_all(&dir).unwrap();
-    assert_eq!(
-        exported.len() as u64,
-        report["snapshot"]["evaluated"].as_u64().unwrap()
-    );
-    for case in &exported {
-        let failures = case.run(&policy).unwrap();
-        assert!(failures.is_empty(), "{}: {failures:?}", case.name);
-        check_cost_matches(case, &report);
-    }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-fn check_cost_matches(case: &Case, report: &Value) {
-    let pod = case.request["name"].as_str().unwrap();
-    let binding = report["bindings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|b| b["pod"] == pod)
-        .unwrap();
-    let want = binding["annotations"]
-        .get("controller.kubernetes.io/pod-deletion-cost")
-        .cloned();
-    let patched = case
-        .expect
-        .patch
-        .as_ref()
-        .and_then(|p| p.as_array())
-        .and_then(|ops| ops.first())
-        .and_then(|op| {
-            op["value"]
-                .get("controller.kubernetes.io/pod-deletion-cost")
-                .cloned()
-        });
-    assert_eq!(patched, want, "{}", case.name);
 }
 
 /// What `simulate` must print on standard error.
